@@ -1,14 +1,27 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! session-proxy: a reverse proxy that owns the session cookie so the app behind it never has to.
+//!
+//! # Layout
+//! A request flows one way through these modules:
+//!
+//! - [`server`] accepts connections (plain TCP or TLS), speaks HTTP/1.1 and HTTP/2 to clients,
+//!   enforces connection limits and timeouts, and shuts down gracefully.
+//! - [`session`] is the two session phases around forwarding: on the way in it strips spoofed
+//!   `X-Session-*` headers, takes the cookie, loads the session and hands it to the app as headers; on
+//!   the way out it reads the app's `X-Session-*` control headers, applies them to the store and
+//!   writes the cookie. [`session::protocol`] is the header grammar (pure functions),
+//!   [`session::store`] the storage back ends behind one trait.
+//! - [`handler`] is one request's life: prepare → session in → forward → session out → log.
+//! - [`proxy`] forwards the request to the upstream over a pooled client: hop-by-hop headers,
+//!   `X-Forwarded-*`, `Via`, upgrades, timeouts.
+//! - [`error`] is the one place where failures become HTTP statuses.
+//! - [`config`] turns `proxy.yaml` plus the environment into a validated [`config::Config`].
+//! - [`telemetry`] sets up logging.
+#![forbid(unsafe_code)]
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub mod config;
+pub mod error;
+pub mod handler;
+pub mod proxy;
+pub mod server;
+pub mod session;
+pub mod telemetry;

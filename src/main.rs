@@ -1,1 +1,163 @@
-fn main(){}
+//! The `session-proxy` binary: parse arguments, load the config, call into the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use session_proxy::config::{Config, Overrides};
+use session_proxy::server::{self, Server};
+use session_proxy::session::store::{now_millis, SessionStore};
+use session_proxy::session::SessionLayer;
+use session_proxy::telemetry::{self, LogFormat};
+
+/// A reverse proxy that owns the session cookie, so the app behind it never has to.
+///
+/// It loads the session for every request, hands it to the app as X-Session-* request headers, and
+/// applies the app's X-Session-Set / -Delete / -Clear / -Regenerate response headers.
+#[derive(Parser)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    /// Path to the configuration file.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "SESSION_PROXY_CONFIG",
+        default_value = "proxy.yaml"
+    )]
+    config: PathBuf,
+
+    /// Log format on stderr (levels come from RUST_LOG, default info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy (the default when no command is given).
+    Serve {
+        /// Address to accept on, overriding `listen` (e.g. 0.0.0.0:8080).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// URL of the app to front, overriding `upstream.url` (e.g. http://127.0.0.1:3000).
+        #[arg(long)]
+        upstream: Option<String>,
+    },
+    /// Validate the configuration and print the effective settings, secrets redacted.
+    Check,
+    /// Print a fresh random secret for `sessions.secret` (or SESSION_SECRET).
+    Keygen,
+    /// Remove expired sessions from the store, then exit. Meant for cron.
+    Cleanup,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("session-proxy: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command.unwrap_or(Command::Serve {
+        listen: None,
+        upstream: None,
+    }) {
+        Command::Keygen => {
+            println!("{}", keygen());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check => {
+            let config = Config::load(&cli.config, &Overrides::default())?;
+            print!("{}", config.to_redacted_yaml());
+            eprintln!("session-proxy: {} is valid", cli.config.display());
+            if config.sessions.driver == session_proxy::config::Driver::Redis {
+                runtime()?.block_on(warn_if_store_unreachable(&config));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cleanup => {
+            let config = Config::load(&cli.config, &Overrides::default())?;
+            runtime()?.block_on(cleanup(&config))
+        }
+        Command::Serve { listen, upstream } => {
+            let config = Config::load(&cli.config, &Overrides { listen, upstream })?;
+            runtime()?.block_on(serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let server = Server::bind(&config).await?;
+    tracing::info!(
+        addr = %server.local_addr(),
+        upstream = %config.upstream.url,
+        driver = ?config.sessions.driver,
+        "listening"
+    );
+    server.run(server::shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn warn_if_store_unreachable(config: &Config) {
+    match SessionLayer::from_config(&config.sessions, &config.redis) {
+        Ok(layer) => {
+            if let Err(e) = layer.store().ping().await {
+                eprintln!("warning: session store unreachable: {e}");
+            }
+        }
+        Err(e) => eprintln!("warning: session store unusable: {e}"),
+    }
+}
+
+async fn cleanup(config: &Config) -> anyhow::Result<ExitCode> {
+    use session_proxy::config::Driver;
+    if config.sessions.driver == Driver::Cookie {
+        println!(
+            "the cookie store keeps nothing server-side: sessions expire inside their sealed cookies; nothing to clean up"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if config.sessions.driver == Driver::Memory {
+        println!("the memory store lives inside each running proxy and is swept there; nothing to clean up from outside");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let layer = SessionLayer::from_config(&config.sessions, &config.redis)?;
+    let report = layer
+        .store()
+        .cleanup(now_millis())
+        .await
+        .context("cleanup failed: the session store is unreachable")?;
+    println!(
+        "removed {} expired sessions (scanned {})",
+        report.removed, report.scanned
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// 32 random bytes from the OS CSPRNG, base64url: 43 characters, 256 bits.
+fn keygen() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}

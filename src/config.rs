@@ -1,0 +1,851 @@
+//! `proxy.yaml` + environment → one validated [`Config`].
+//!
+//! Loading happens in three steps so that every error can name the field it is about:
+//! 1. the YAML file is read into a generic tree;
+//! 2. environment overrides (from an injectable map, so tests never touch the real environment) are
+//!    written into that tree at the field they override;
+//! 3. the tree is deserialized into strict structs (`deny_unknown_fields`, so a typo is an error) and
+//!    then checked for the cross-field rules serde cannot express.
+//!
+//! serde_path_to_error gives the dotted path of the offending field for type and syntax errors; the
+//! semantic checks name their field by hand.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::Uri;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_yaml::Value;
+
+/// Minimum length of a session secret. AES-256-GCM keys are derived from it, and anything shorter is
+/// guessable enough that refusing to start is kinder than running.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// Why a configuration was refused. Every variant names the field so the operator can fix it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read at all.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not YAML, or a field has the wrong type, or an unknown key is present.
+    #[error("invalid config: {field}: {message}")]
+    Field { field: String, message: String },
+}
+
+impl ConfigError {
+    fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Field {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The validated configuration the server runs with.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub listen: SocketAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_listen: Option<SocketAddr>,
+    pub upstream: UpstreamConfig,
+    pub sessions: SessionConfig,
+    pub redis: RedisConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    #[serde(with = "uri_serde")]
+    pub url: Uri,
+    #[serde(with = "duration_serde", default = "defaults::connect_timeout")]
+    pub connect_timeout: Duration,
+    #[serde(with = "duration_serde", default = "defaults::upstream_timeout")]
+    pub timeout: Duration,
+    #[serde(default = "defaults::yes")]
+    pub preserve_host: bool,
+    /// Extra root certificate (PEM) trusted for an `https` upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// Largest request body forwarded, in bytes; larger ones get 413. Absent: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    Cookie,
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SameSite {
+    Strict,
+    Lax,
+    None,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    #[serde(default = "defaults::driver")]
+    pub driver: Driver,
+    #[serde(default = "defaults::cookie_name")]
+    pub cookie_name: String,
+    #[serde(with = "duration_serde", default = "defaults::max_age")]
+    pub max_age: Duration,
+    #[serde(with = "opt_duration_serde", default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<Duration>,
+    #[serde(default = "defaults::yes")]
+    pub secure: bool,
+    #[serde(default = "defaults::yes")]
+    pub http_only: bool,
+    #[serde(default = "defaults::same_site")]
+    pub same_site: SameSite,
+    #[serde(default)]
+    pub domain: String,
+    #[serde(default = "defaults::path")]
+    pub path: String,
+    #[serde(default, serialize_with = "redact")]
+    pub secret: String,
+    #[serde(default, serialize_with = "redact_all")]
+    pub previous_secrets: Vec<String>,
+    /// How often `serve` sweeps expired sessions from the store. Absent: never (memory store: 60s).
+    #[serde(with = "opt_duration_serde", default, skip_serializing_if = "Option::is_none")]
+    pub cleanup_interval: Option<Duration>,
+}
+
+impl fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("driver", &self.driver)
+            .field("cookie_name", &self.cookie_name)
+            .field("max_age", &self.max_age)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("secret", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    #[serde(default = "defaults::redis_url", serialize_with = "redact_url")]
+    pub url: String,
+    #[serde(default, serialize_with = "redact_urls")]
+    pub cluster: Vec<String>,
+    #[serde(default = "defaults::key_prefix")]
+    pub key_prefix: String,
+    #[serde(default = "defaults::pool_size")]
+    pub pool_size: usize,
+    #[serde(with = "duration_serde", default = "defaults::redis_timeout")]
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact_url_str(&self.url))
+            .field("cluster_nodes", &self.cluster.len())
+            .field("key_prefix", &self.key_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: defaults::redis_url(),
+            cluster: Vec::new(),
+            key_prefix: defaults::key_prefix(),
+            pool_size: defaults::pool_size(),
+            timeout: defaults::redis_timeout(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_http: Option<SocketAddr>,
+}
+
+/// Connection-level limits. Defaults are what a public-facing proxy should run with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// A client must send a complete request head within this (slowloris defence).
+    #[serde(with = "duration_serde", default = "defaults::header_read_timeout")]
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection with no request for this long is closed.
+    #[serde(with = "duration_serde", default = "defaults::idle_timeout")]
+    pub idle_timeout: Duration,
+    /// Connections beyond this wait in the kernel's accept queue until one closes.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    #[serde(with = "duration_serde", default = "defaults::shutdown_grace")]
+    pub shutdown_grace: Duration,
+    /// A TLS handshake that takes longer is cut off.
+    #[serde(with = "duration_serde", default = "defaults::tls_handshake_timeout")]
+    pub tls_handshake_timeout: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            header_read_timeout: defaults::header_read_timeout(),
+            idle_timeout: defaults::idle_timeout(),
+            max_connections: defaults::max_connections(),
+            shutdown_grace: defaults::shutdown_grace(),
+            tls_handshake_timeout: defaults::tls_handshake_timeout(),
+        }
+    }
+}
+
+/// The file as written: everything optional except what has no sensible default.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default = "defaults::listen")]
+    listen: SocketAddr,
+    #[serde(default)]
+    admin_listen: Option<SocketAddr>,
+    upstream: UpstreamConfig,
+    sessions: SessionConfig,
+    #[serde(default)]
+    redis: RedisConfig,
+    #[serde(default)]
+    tls: Option<TlsConfig>,
+    #[serde(default)]
+    limits: LimitsConfig,
+}
+
+/// How an environment variable's text becomes a YAML value.
+#[derive(Clone, Copy)]
+enum EnvKind {
+    Text,
+    /// Parsed as YAML so `true`/`false` become booleans and numbers numbers.
+    Scalar,
+    /// Comma-separated list.
+    List,
+}
+
+/// Every environment variable that overrides the file, and the field it sets. The README's table is
+/// generated from the same names; keep them in step.
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("SESSION_PROXY_LISTEN", "listen"),
+    ("SESSION_PROXY_ADMIN_LISTEN", "admin_listen"),
+    ("SESSION_PROXY_UPSTREAM", "upstream.url"),
+    ("SESSION_DRIVER", "sessions.driver"),
+    ("SESSION_COOKIE_NAME", "sessions.cookie_name"),
+    ("SESSION_MAX_AGE", "sessions.max_age"),
+    ("SESSION_IDLE_TIMEOUT", "sessions.idle_timeout"),
+    ("SESSION_SECURE", "sessions.secure"),
+    ("SESSION_HTTP_ONLY", "sessions.http_only"),
+    ("SESSION_SAME_SITE", "sessions.same_site"),
+    ("SESSION_DOMAIN", "sessions.domain"),
+    ("SESSION_PATH", "sessions.path"),
+    ("SESSION_SECRET", "sessions.secret"),
+    ("SESSION_PREVIOUS_SECRETS", "sessions.previous_secrets"),
+    ("REDIS_URL", "redis.url"),
+    ("REDIS_CLUSTER", "redis.cluster"),
+];
+
+fn env_kind(field: &str) -> EnvKind {
+    match field {
+        "sessions.secure" | "sessions.http_only" => EnvKind::Scalar,
+        "sessions.previous_secrets" | "redis.cluster" => EnvKind::List,
+        _ => EnvKind::Text,
+    }
+}
+
+/// Command-line overrides, applied after the environment (the most specific source wins).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub upstream: Option<String>,
+}
+
+impl Config {
+    /// Loads `path` with overrides from the process environment.
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Self::load_with_env(path, &env, overrides)
+    }
+
+    pub fn load_with_env(
+        path: &Path,
+        env: &HashMap<String, String>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_yaml(&text, env, overrides)
+    }
+
+    /// Parses YAML text, applies `env` and `overrides`, validates.
+    pub fn from_yaml(
+        text: &str,
+        env: &HashMap<String, String>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut tree: Value = if text.trim().is_empty() {
+            Value::Mapping(Default::default())
+        } else {
+            serde_yaml::from_str(text).map_err(|e| ConfigError::field("(file)", e.to_string()))?
+        };
+        if !tree.is_mapping() {
+            return Err(ConfigError::field("(file)", "expected a mapping of keys"));
+        }
+        for (var, field) in ENV_OVERRIDES {
+            if let Some(raw) = env.get(*var) {
+                let value = match env_kind(field) {
+                    EnvKind::Text => Value::String(raw.clone()),
+                    EnvKind::Scalar => serde_yaml::from_str(raw)
+                        .unwrap_or_else(|_| Value::String(raw.clone())),
+                    EnvKind::List => Value::Sequence(
+                        raw.split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(|s| Value::String(s.to_owned()))
+                            .collect(),
+                    ),
+                };
+                set_path(&mut tree, field, value);
+            }
+        }
+        if let Some(listen) = overrides.listen {
+            set_path(&mut tree, "listen", Value::String(listen.to_string()));
+        }
+        if let Some(url) = &overrides.upstream {
+            set_path(&mut tree, "upstream.url", Value::String(url.clone()));
+        }
+
+        let file: FileConfig = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let field = e.path().to_string();
+            let field = if field == "." { "(file)".into() } else { field };
+            ConfigError::field(field, strip_location(&e.into_inner().to_string()))
+        })?;
+        let config = Config {
+            listen: file.listen,
+            admin_listen: file.admin_listen,
+            upstream: file.upstream,
+            sessions: file.sessions,
+            redis: file.redis,
+            tls: file.tls,
+            limits: file.limits,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The rules that span fields or need more than a type.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let up = &self.upstream;
+        match up.url.scheme_str() {
+            Some("http") | Some("https") => {}
+            _ => {
+                return Err(ConfigError::field(
+                    "upstream.url",
+                    "must be an absolute http:// or https:// URL",
+                ))
+            }
+        }
+        if up.url.host().is_none() {
+            return Err(ConfigError::field("upstream.url", "has no host"));
+        }
+        if up.url.query().is_some() {
+            return Err(ConfigError::field(
+                "upstream.url",
+                "must not carry a query string",
+            ));
+        }
+        if up.connect_timeout.is_zero() {
+            return Err(ConfigError::field(
+                "upstream.connect_timeout",
+                "must be > 0",
+            ));
+        }
+        if up.timeout.is_zero() {
+            return Err(ConfigError::field("upstream.timeout", "must be > 0"));
+        }
+
+        let s = &self.sessions;
+        let keygen_hint = "generate one with `session-proxy keygen`";
+        if s.secret.is_empty() {
+            return Err(ConfigError::field(
+                "sessions.secret",
+                format!("is required (env SESSION_SECRET); {keygen_hint}"),
+            ));
+        }
+        if s.secret.len() < MIN_SECRET_LEN {
+            return Err(ConfigError::field(
+                "sessions.secret",
+                format!(
+                    "must be at least {MIN_SECRET_LEN} bytes (got {}); {keygen_hint}",
+                    s.secret.len()
+                ),
+            ));
+        }
+        for (i, old) in s.previous_secrets.iter().enumerate() {
+            if old.len() < MIN_SECRET_LEN {
+                return Err(ConfigError::field(
+                    format!("sessions.previous_secrets[{i}]"),
+                    format!("must be at least {MIN_SECRET_LEN} bytes"),
+                ));
+            }
+        }
+        if !is_cookie_name(&s.cookie_name) {
+            return Err(ConfigError::field(
+                "sessions.cookie_name",
+                "must be a non-empty cookie token (letters, digits, !#$%&'*+-.^_`|~)",
+            ));
+        }
+        if s.max_age < Duration::from_secs(1) {
+            return Err(ConfigError::field("sessions.max_age", "must be at least 1s"));
+        }
+        if let Some(idle) = s.idle_timeout {
+            if idle < Duration::from_secs(1) {
+                return Err(ConfigError::field(
+                    "sessions.idle_timeout",
+                    "must be at least 1s",
+                ));
+            }
+        }
+        if s.same_site == SameSite::None && !s.secure {
+            return Err(ConfigError::field(
+                "sessions.same_site",
+                "None requires sessions.secure: true (browsers reject it otherwise)",
+            ));
+        }
+        if !s.path.starts_with('/') || s.path.contains(';') || !s.path.is_ascii() {
+            return Err(ConfigError::field(
+                "sessions.path",
+                "must start with / and be plain ASCII without ';'",
+            ));
+        }
+        if !s.domain.is_empty()
+            && !s
+                .domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        {
+            return Err(ConfigError::field(
+                "sessions.domain",
+                "must be a host name (letters, digits, '.', '-')",
+            ));
+        }
+        if s.cookie_name.starts_with("__Host-") {
+            if !s.domain.is_empty() {
+                return Err(ConfigError::field(
+                    "sessions.domain",
+                    "must be empty for a __Host- cookie name",
+                ));
+            }
+            if s.path != "/" {
+                return Err(ConfigError::field(
+                    "sessions.path",
+                    "must be / for a __Host- cookie name",
+                ));
+            }
+            if !s.secure {
+                return Err(ConfigError::field(
+                    "sessions.secure",
+                    "must be true for a __Host- cookie name",
+                ));
+            }
+        }
+        if s.cookie_name.starts_with("__Secure-") && !s.secure {
+            return Err(ConfigError::field(
+                "sessions.secure",
+                "must be true for a __Secure- cookie name",
+            ));
+        }
+
+        if s.driver == Driver::Redis {
+            let r = &self.redis;
+            if r.cluster.is_empty() {
+                check_redis_url("redis.url", &r.url)?;
+            }
+            for (i, node) in r.cluster.iter().enumerate() {
+                check_redis_url(&format!("redis.cluster[{i}]"), node)?;
+            }
+            if r.pool_size == 0 {
+                return Err(ConfigError::field("redis.pool_size", "must be >= 1"));
+            }
+            if r.timeout.is_zero() {
+                return Err(ConfigError::field("redis.timeout", "must be > 0"));
+            }
+        }
+        if self.limits.max_connections == 0 {
+            return Err(ConfigError::field("limits.max_connections", "must be >= 1"));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as YAML, every secret and password replaced by `<redacted>`.
+    pub fn to_redacted_yaml(&self) -> String {
+        serde_yaml::to_string(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+fn check_redis_url(field: &str, url: &str) -> Result<(), ConfigError> {
+    match url.split_once("://") {
+        Some(("redis" | "rediss" | "redis+unix" | "unix", rest)) if !rest.is_empty() => Ok(()),
+        _ => Err(ConfigError::field(
+            field,
+            "must be a redis:// or rediss:// URL",
+        )),
+    }
+}
+
+/// RFC 6265 cookie-name token.
+fn is_cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+        })
+}
+
+/// serde_yaml appends "at line X column Y" of the re-serialized tree, which is meaningless to the
+/// user after the env merge; the field path already says where.
+fn strip_location(msg: &str) -> String {
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+fn set_path(tree: &mut Value, dotted: &str, value: Value) {
+    let mut node = tree;
+    let mut parts = dotted.split('.').peekable();
+    while let Some(part) = parts.next() {
+        if !node.is_mapping() {
+            *node = Value::Mapping(Default::default());
+        }
+        let map = node.as_mapping_mut().expect("just made a mapping");
+        let key = Value::String(part.to_owned());
+        if parts.peek().is_none() {
+            map.insert(key, value);
+            return;
+        }
+        node = map
+            .entry(key)
+            .or_insert_with(|| Value::Mapping(Default::default()));
+    }
+}
+
+fn redact<S: Serializer>(secret: &str, s: S) -> Result<S::Ok, S::Error> {
+    if secret.is_empty() {
+        s.serialize_str("")
+    } else {
+        s.serialize_str("<redacted>")
+    }
+}
+
+fn redact_all<S: Serializer>(secrets: &[String], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(secrets.iter().map(|_| "<redacted>"))
+}
+
+/// Hides the password (and ACL user's password) of a Redis URL.
+pub fn redact_url_str(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((creds, host)) = rest.rsplit_once('@') {
+            let user = creds.split_once(':').map(|(u, _)| u).unwrap_or("");
+            return format!("{scheme}://{user}:<redacted>@{host}");
+        }
+    }
+    url.to_owned()
+}
+
+fn redact_url<S: Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact_url_str(url))
+}
+
+fn redact_urls<S: Serializer>(urls: &[String], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(urls.iter().map(|u| redact_url_str(u)))
+}
+
+/// Go-style durations: `90s`, `5m`, `1h30m`, `500ms`, `24h`. A bare number is refused: `30` could be
+/// seconds or minutes, and guessing wrong silently is worse than asking.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("empty duration".into());
+    }
+    if t == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "invalid duration {text:?}: needs a unit (e.g. {t}s, {t}m, {t}h)"
+        ));
+    }
+    // humantime accepts Go's concatenated form (`1h30m`) as well as spaced (`1h 30m`).
+    humantime::parse_duration(t).map_err(|e| {
+        format!("invalid duration {text:?} ({e}); write it like 90s, 5m, 1h30m or 500ms")
+    })
+}
+
+pub fn format_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string().replace(' ', "")
+}
+
+mod duration_serde {
+    use super::*;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*d))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+mod opt_duration_serde {
+    use super::*;
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&format_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = Option::<String>::deserialize(d)?;
+        match text.as_deref().map(str::trim) {
+            None | Some("") | Some("off") => Ok(None),
+            Some(t) => parse_duration(t).map(Some).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+mod uri_serde {
+    use super::*;
+    pub fn serialize<S: Serializer>(u: &Uri, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&u.to_string())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Uri, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse::<Uri>()
+            .map_err(|e| serde::de::Error::custom(format!("invalid URL {text:?}: {e}")))
+    }
+}
+
+mod defaults {
+    use super::*;
+    pub fn listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    }
+    pub fn connect_timeout() -> Duration {
+        Duration::from_secs(5)
+    }
+    pub fn upstream_timeout() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn driver() -> Driver {
+        Driver::Cookie
+    }
+    pub fn cookie_name() -> String {
+        "session_id".into()
+    }
+    pub fn max_age() -> Duration {
+        Duration::from_secs(24 * 3600)
+    }
+    pub fn same_site() -> SameSite {
+        SameSite::Lax
+    }
+    pub fn path() -> String {
+        "/".into()
+    }
+    pub fn redis_url() -> String {
+        "redis://127.0.0.1:6379/0".into()
+    }
+    pub fn key_prefix() -> String {
+        "session:".into()
+    }
+    pub fn pool_size() -> usize {
+        8
+    }
+    pub fn redis_timeout() -> Duration {
+        Duration::from_millis(500)
+    }
+    pub fn header_read_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn idle_timeout() -> Duration {
+        Duration::from_secs(75)
+    }
+    pub fn max_connections() -> usize {
+        25_000
+    }
+    pub fn shutdown_grace() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn tls_handshake_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn base() -> String {
+        format!(
+            "listen: 127.0.0.1:8080\nupstream:\n  url: http://127.0.0.1:3000\nsessions:\n  secret: \"{SECRET}\"\n"
+        )
+    }
+
+    fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_yaml(yaml, &env, &Overrides::default())
+    }
+
+    fn err_field(yaml: &str, env: &[(&str, &str)]) -> String {
+        match load(yaml, env) {
+            Err(ConfigError::Field { field, .. }) => field,
+            other => panic!("expected a field error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn minimal_config_gets_secure_defaults() {
+        let c = load(&base(), &[]).unwrap();
+        assert_eq!(c.sessions.driver, Driver::Cookie);
+        assert!(c.sessions.secure && c.sessions.http_only);
+        assert_eq!(c.sessions.same_site, SameSite::Lax);
+        assert_eq!(c.upstream.timeout, Duration::from_secs(60));
+        assert!(c.upstream.preserve_host);
+    }
+
+    #[test]
+    fn go_style_durations() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86400));
+        assert!(parse_duration("30").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn unknown_key_names_its_path() {
+        let yaml = base().replace("  url:", "  tmeout: 5s\n  url:");
+        assert_eq!(err_field(&yaml, &[]), "upstream.tmeout");
+        match load(&yaml, &[]) {
+            Err(e) => assert!(e.to_string().contains("tmeout"), "{e}"),
+            Ok(_) => panic!(),
+        }
+    }
+
+    #[test]
+    fn bad_duration_names_the_field() {
+        let yaml = base().replace("  url:", "  timeout: soon\n  url:");
+        assert_eq!(err_field(&yaml, &[]), "upstream.timeout");
+    }
+
+    #[test]
+    fn secret_rules() {
+        let yaml = base().replace(SECRET, "short");
+        assert_eq!(err_field(&yaml, &[]), "sessions.secret");
+        let e = load(&yaml, &[]).unwrap_err().to_string();
+        assert!(e.contains("keygen"), "{e}");
+        assert!(!e.contains("short"), "secret leaked into error: {e}");
+    }
+
+    #[test]
+    fn same_site_none_needs_secure() {
+        let yaml = format!("{}  same_site: None\n  secure: false\n", base());
+        assert_eq!(err_field(&yaml, &[]), "sessions.same_site");
+    }
+
+    #[test]
+    fn host_prefix_rules() {
+        let yaml = format!("{}  cookie_name: __Host-s\n  path: /app\n", base());
+        assert_eq!(err_field(&yaml, &[]), "sessions.path");
+        let yaml = format!("{}  cookie_name: __Host-s\n  domain: example.com\n", base());
+        assert_eq!(err_field(&yaml, &[]), "sessions.domain");
+    }
+
+    #[test]
+    fn env_overrides_every_session_variable() {
+        let c = load(
+            &base(),
+            &[
+                ("SESSION_DRIVER", "memory"),
+                ("SESSION_COOKIE_NAME", "sid"),
+                ("SESSION_MAX_AGE", "2h"),
+                ("SESSION_SECURE", "false"),
+                ("SESSION_HTTP_ONLY", "false"),
+                ("SESSION_SAME_SITE", "Strict"),
+                ("SESSION_DOMAIN", "example.com"),
+                ("SESSION_PATH", "/app"),
+                ("SESSION_SECRET", "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210"),
+                ("REDIS_URL", "redis://10.0.0.1:6380/1"),
+                ("SESSION_PROXY_LISTEN", "0.0.0.0:9000"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.sessions.driver, Driver::Memory);
+        assert_eq!(c.sessions.cookie_name, "sid");
+        assert_eq!(c.sessions.max_age, Duration::from_secs(7200));
+        assert!(!c.sessions.secure && !c.sessions.http_only);
+        assert_eq!(c.sessions.same_site, SameSite::Strict);
+        assert_eq!(c.sessions.domain, "example.com");
+        assert_eq!(c.sessions.path, "/app");
+        assert_eq!(c.sessions.secret, "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210");
+        assert_eq!(c.redis.url, "redis://10.0.0.1:6380/1");
+        assert_eq!(c.listen.port(), 9000);
+    }
+
+    #[test]
+    fn redacted_output_hides_secrets() {
+        let yaml = format!(
+            "{}  previous_secrets: [\"{}\"]\nredis:\n  url: redis://u:hunter2hunter2@h:1/0\n",
+            base(),
+            "p".repeat(40)
+        );
+        let c = load(&yaml, &[]).unwrap();
+        let out = c.to_redacted_yaml();
+        assert!(!out.contains(SECRET) && !out.contains("pppp") && !out.contains("hunter2"));
+        assert!(out.contains("<redacted>"));
+    }
+
+    #[test]
+    fn bad_env_value_names_the_field() {
+        assert_eq!(
+            err_field(&base(), &[("SESSION_SAME_SITE", "Sometimes")]),
+            "sessions.same_site"
+        );
+        assert_eq!(
+            err_field(&base(), &[("SESSION_MAX_AGE", "forever")]),
+            "sessions.max_age"
+        );
+    }
+}

@@ -1,0 +1,138 @@
+//! The failures a request can meet, and the one place they become HTTP statuses.
+//!
+//! Handlers return [`ProxyError`]; [`ProxyError::into_response`] decides the status, the short
+//! plain-text body and any extra header. Nothing else in the crate picks an error status.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+
+/// The body of every response the proxy writes: the upstream's, streamed, or a short one of ours.
+pub type ResponseBody = Either<Incoming, Full<Bytes>>;
+
+/// Why the upstream could not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UpstreamFailure {
+    /// TCP (or TLS) connection refused, unreachable, or the certificate did not verify.
+    Connect,
+    /// The connection could not be made within `upstream.connect_timeout`.
+    ConnectTimeout,
+    /// No response head within `upstream.timeout`.
+    Timeout,
+    /// The connection broke or the upstream sent garbage.
+    Reset,
+}
+
+impl UpstreamFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamFailure::Connect => "connect",
+            UpstreamFailure::ConnectTimeout => "connect_timeout",
+            UpstreamFailure::Timeout => "timeout",
+            UpstreamFailure::Reset => "reset",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyError {
+    /// The client's request is malformed in a way hyper let through (e.g. conflicting framing).
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// The request body is larger than `upstream.max_body`.
+    #[error("request body larger than {limit} bytes")]
+    BodyTooLarge { limit: u64 },
+    /// The upstream failed; see [`UpstreamFailure`].
+    #[error("upstream {}: {detail}", kind.as_str())]
+    Upstream {
+        kind: UpstreamFailure,
+        detail: String,
+    },
+    /// The session store could not be reached in time.
+    #[error("session store unavailable: {0}")]
+    StoreUnavailable(#[source] crate::session::store::StoreError),
+    /// The sealed session no longer fits in one cookie.
+    #[error("session too large for a cookie: Set-Cookie would be {size} bytes (limit 4096)")]
+    CookieTooLarge { size: usize },
+}
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::Upstream { kind, .. } => match kind {
+                UpstreamFailure::ConnectTimeout | UpstreamFailure::Timeout => {
+                    StatusCode::GATEWAY_TIMEOUT
+                }
+                UpstreamFailure::Connect | UpstreamFailure::Reset => StatusCode::BAD_GATEWAY,
+            },
+            ProxyError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::CookieTooLarge { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What the client reads. Deliberately short and free of internal detail (addresses, keys).
+    fn public_message(&self) -> &'static str {
+        match self {
+            ProxyError::BadRequest(_) => "Bad Request\n",
+            ProxyError::BodyTooLarge { .. } => "Payload Too Large\n",
+            ProxyError::Upstream { kind, .. } => match kind {
+                UpstreamFailure::ConnectTimeout | UpstreamFailure::Timeout => {
+                    "Gateway Timeout: the upstream did not answer in time\n"
+                }
+                UpstreamFailure::Connect => "Bad Gateway: the upstream could not be reached\n",
+                UpstreamFailure::Reset => "Bad Gateway: the upstream connection failed\n",
+            },
+            ProxyError::StoreUnavailable(_) => {
+                "Service Unavailable: the session store cannot be reached; try again shortly\n"
+            }
+            ProxyError::CookieTooLarge { .. } => {
+                "Internal Server Error: the session is too large to store in a cookie\n"
+            }
+        }
+    }
+
+    pub fn into_response(self) -> Response<ResponseBody> {
+        error_response(self.status(), self.public_message(), &self)
+    }
+}
+
+fn error_response(
+    status: StatusCode,
+    message: &'static str,
+    err: &ProxyError,
+) -> Response<ResponseBody> {
+    let mut res = Response::new(Either::Right(Full::new(Bytes::from_static(
+        message.as_bytes(),
+    ))));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if matches!(err, ProxyError::StoreUnavailable(_)) {
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    if matches!(err, ProxyError::BadRequest(_)) {
+        // A request whose framing we refused leaves the stream in an unknown state.
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    res
+}
+
+/// A short response of our own (redirects, admin answers).
+pub fn plain(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
+    let mut res = Response::new(Either::Right(Full::new(Bytes::from_static(body.as_bytes()))));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}

@@ -1,0 +1,105 @@
+//! One request's life, as a short list of phases sharing one context:
+//! prepare (proxy headers) → session in → forward → session out → access log.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{Request, Response, StatusCode};
+use http_body_util::Either;
+use hyper::body::Incoming;
+
+use crate::error::{ProxyError, ResponseBody};
+use crate::proxy::{self, ClientInfo, Upstream, X_REQUEST_ID};
+use crate::session::SessionLayer;
+
+/// Everything a request needs, shared by all connections.
+pub struct App {
+    pub session: SessionLayer,
+    pub upstream: Upstream,
+}
+
+/// What the access log line reports beyond the response itself.
+#[derive(Default)]
+struct Trace {
+    upstream_time: Option<Duration>,
+    session: Option<String>,
+    request_id: Option<http::HeaderValue>,
+}
+
+pub async fn handle(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    client: ClientInfo,
+) -> Response<ResponseBody> {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let mut trace = Trace::default();
+    let response = match forward(&app, req, client, &mut trace).await {
+        Ok(res) => res,
+        Err(e) => {
+            log_failure(&e);
+            e.into_response()
+        }
+    };
+    let request_id = trace
+        .request_id
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info!(
+        target: "access",
+        method = %method,
+        path = uri.path(),
+        status = response.status().as_u16(),
+        upstream_ms = trace.upstream_time.map(|d| d.as_secs_f64() * 1000.0),
+        total_ms = start.elapsed().as_secs_f64() * 1000.0,
+        session = trace.session.as_deref(),
+        request_id,
+    );
+    response
+}
+
+async fn forward(
+    app: &App,
+    mut req: Request<Incoming>,
+    client: ClientInfo,
+    trace: &mut Trace,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    let client_upgrade = proxy::upgrade_protocol(req.version(), req.headers())
+        .is_some()
+        .then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    app.upstream.prepare(&mut parts, client)?;
+    trace.request_id = parts.headers.get(X_REQUEST_ID).cloned();
+
+    let state = app.session.on_request(&mut parts.headers).await?;
+    trace.session = state.fingerprint();
+
+    let sent = Instant::now();
+    let mut response = app.upstream.send(parts, body).await?;
+    trace.upstream_time = Some(sent.elapsed());
+
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_side) = client_upgrade {
+            proxy::splice_upgrade(client_side, hyper::upgrade::on(&mut response));
+        }
+    }
+    let (mut parts, body) = response.into_parts();
+    app.session.on_response(state, &mut parts.headers).await?;
+    Ok(Response::from_parts(parts, Either::Left(body)))
+}
+
+fn log_failure(e: &ProxyError) {
+    match e {
+        ProxyError::Upstream { .. } => tracing::warn!(error = %e, "upstream request failed"),
+        ProxyError::StoreUnavailable(_) => tracing::error!(error = %e, "session store unavailable"),
+        ProxyError::CookieTooLarge { size } => tracing::error!(
+            set_cookie_bytes = size,
+            "session too large for the cookie store; response replaced by 500 and the client's cookie left as it was"
+        ),
+        ProxyError::BodyTooLarge { .. } | ProxyError::BadRequest(_) => {
+            tracing::info!(error = %e, "request refused")
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! Forwarding to the upstream: header hygiene, `X-Forwarded-*`, upgrades, timeouts, pooling.
+//!
+//! Bodies are never buffered: the client's [`Incoming`] body becomes the upstream request body
+//! (wrapped only to enforce `upstream.max_body`), and the upstream's `Incoming` body is handed back
+//! to the server to stream to the client.
+
+use std::error::Error as StdError;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::{LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+use crate::config::UpstreamConfig;
+use crate::error::{ProxyError, UpstreamFailure};
+
+/// The body sent upstream: the client's, streamed, with the optional size cap.
+pub type UpstreamBody = Limited<Incoming>;
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// Errors building the upstream client (bad CA file and the like).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpstreamSetupError {
+    #[error("cannot read upstream.ca {path}: {source}")]
+    CaRead {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("upstream.ca {path}: no usable certificate in the file")]
+    CaEmpty { path: String },
+    #[error("upstream.ca {path}: {message}")]
+    CaInvalid { path: String, message: String },
+}
+
+/// What the server knows about the client connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientInfo {
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
+
+pub struct Upstream {
+    client: Client<Connector, UpstreamBody>,
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    /// The upstream URL's path without a trailing `/`, prepended to every request path.
+    base_path: String,
+    authority_header: HeaderValue,
+    preserve_host: bool,
+    timeout: Duration,
+    max_body: Option<u64>,
+}
+
+static VIA_11: HeaderValue = HeaderValue::from_static("1.1 session-proxy");
+static VIA_2: HeaderValue = HeaderValue::from_static("2 session-proxy");
+static PROTO_HTTP: HeaderValue = HeaderValue::from_static("http");
+static PROTO_HTTPS: HeaderValue = HeaderValue::from_static("https");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+impl Upstream {
+    pub fn new(cfg: &UpstreamConfig) -> Result<Upstream, UpstreamSetupError> {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(cfg.connect_timeout));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+
+        let tls = tls_client_config(cfg.ca.as_deref())?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(1024)
+            .build(connector);
+
+        let url = &cfg.url;
+        let authority = url.authority().expect("validated: upstream.url has a host").clone();
+        let base_path = url.path().trim_end_matches('/').to_owned();
+        Ok(Upstream {
+            client,
+            scheme: url.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
+            authority_header: HeaderValue::from_str(authority.as_str())
+                .expect("an authority is a valid header value"),
+            authority,
+            base_path,
+            preserve_host: cfg.preserve_host,
+            timeout: cfg.timeout,
+            max_body: cfg.max_body,
+        })
+    }
+
+    /// Rewrites the client's request head for the upstream. Runs before the session layer so that
+    /// a `Connection:` list cannot remove a header the session layer added.
+    pub fn prepare(&self, parts: &mut Parts, client: ClientInfo) -> Result<(), ProxyError> {
+        if let Some(limit) = self.max_body {
+            if content_length(&parts.headers).is_some_and(|len| len > limit) {
+                return Err(ProxyError::BodyTooLarge { limit });
+            }
+        }
+        let upgrade = upgrade_protocol(parts.version, &parts.headers);
+        let original_host = host_of(parts);
+        let headers = &mut parts.headers;
+        if headers.contains_key(header::TRANSFER_ENCODING) {
+            // hyper has already dropped Content-Length and will close the connection after this
+            // exchange (RFC 9112 §6.3); make sure no length reaches the upstream beside chunking.
+            headers.remove(header::CONTENT_LENGTH);
+        }
+        remove_hop_by_hop(headers);
+        if let Some(proto) = upgrade {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(header::UPGRADE, proto);
+        }
+
+        append_forwarded_for(headers, client.peer.ip());
+        headers.insert(
+            X_FORWARDED_PROTO,
+            if client.tls { PROTO_HTTPS.clone() } else { PROTO_HTTP.clone() },
+        );
+        if let Some(host) = &original_host {
+            headers.insert(X_FORWARDED_HOST, host.clone());
+        }
+        headers.append(
+            header::VIA,
+            if parts.version == Version::HTTP_2 { VIA_2.clone() } else { VIA_11.clone() },
+        );
+        if !headers.contains_key(X_REQUEST_ID) {
+            headers.insert(X_REQUEST_ID, new_request_id());
+        }
+
+        let host = match (&original_host, self.preserve_host) {
+            (Some(h), true) => h.clone(),
+            _ => self.authority_header.clone(),
+        };
+        headers.insert(header::HOST, host);
+
+        parts.uri = self.upstream_uri(&parts.uri)?;
+        parts.version = Version::HTTP_11;
+        Ok(())
+    }
+
+    fn upstream_uri(&self, original: &Uri) -> Result<Uri, ProxyError> {
+        let pq = original
+            .path_and_query()
+            .map(|pq| pq.as_str())
+            .unwrap_or("/");
+        let path_and_query = if self.base_path.is_empty() {
+            http::uri::PathAndQuery::try_from(pq)
+        } else {
+            http::uri::PathAndQuery::try_from(format!("{}{}", self.base_path, pq))
+        }
+        .map_err(|_| ProxyError::BadRequest("request target is not a valid path"))?;
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|_| ProxyError::BadRequest("request target is not a valid path"))
+    }
+
+    /// Sends the prepared request and waits for the response head (bounded by `upstream.timeout`).
+    pub async fn send(
+        &self,
+        parts: Parts,
+        body: Incoming,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let limit = self.max_body.map_or(usize::MAX, |l| l as usize);
+        let req = Request::from_parts(parts, Limited::new(body, limit));
+        let response = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+            Ok(Ok(res)) => res,
+            Ok(Err(e)) => return Err(self.classify(e)),
+            Err(_) => {
+                return Err(ProxyError::Upstream {
+                    kind: UpstreamFailure::Timeout,
+                    detail: format!("no response head within {:?}", self.timeout),
+                })
+            }
+        };
+        let (mut parts, body) = response.into_parts();
+        let upgraded = parts.status == StatusCode::SWITCHING_PROTOCOLS;
+        let upgrade = upgraded
+            .then(|| parts.headers.get(header::UPGRADE).cloned())
+            .flatten();
+        remove_hop_by_hop(&mut parts.headers);
+        if let Some(proto) = upgrade {
+            parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            parts.headers.insert(header::UPGRADE, proto);
+        }
+        parts.headers.append(header::VIA, VIA_11.clone());
+        Ok(Response::from_parts(parts, body))
+    }
+
+    fn classify(&self, e: hyper_util::client::legacy::Error) -> ProxyError {
+        if let Some(limit) = self.max_body {
+            if find_source::<LengthLimitError>(&e).is_some() {
+                return ProxyError::BodyTooLarge { limit };
+            }
+        }
+        let kind = if e.is_connect() {
+            match find_source::<std::io::Error>(&e) {
+                Some(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                    UpstreamFailure::ConnectTimeout
+                }
+                _ => UpstreamFailure::Connect,
+            }
+        } else {
+            UpstreamFailure::Reset
+        };
+        ProxyError::Upstream {
+            kind,
+            detail: error_chain(&e),
+        }
+    }
+}
+
+/// Relays bytes both ways once client and upstream have both switched protocols.
+pub fn splice_upgrade(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    tokio::spawn(async move {
+        let (client, upstream) = match tokio::try_join!(client, upstream) {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade did not complete");
+                return;
+            }
+        };
+        let mut client = TokioIo::new(client);
+        let mut upstream = TokioIo::new(upstream);
+        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            tracing::debug!(error = %e, "upgraded connection ended with an error");
+        }
+    });
+}
+
+/// The protocol an HTTP/1.1 request asks to upgrade to, if it really asks (both `Upgrade` and the
+/// `upgrade` token in `Connection`). HTTP/2 has no such mechanism.
+pub fn upgrade_protocol(version: Version, headers: &HeaderMap) -> Option<HeaderValue> {
+    if version != Version::HTTP_11 {
+        return None;
+    }
+    let proto = headers.get(header::UPGRADE)?;
+    connection_tokens(headers)
+        .any(|t| t.eq_ignore_ascii_case("upgrade"))
+        .then(|| proto.clone())
+}
+
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::CONNECTION)
+        .into_iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Removes the hop-by-hop headers of RFC 9110 §7.6.1, including every header `Connection` names.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = connection_tokens(headers)
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::PROXY_AUTHORIZATION,
+        header::PROXY_AUTHENTICATE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr) {
+    // An IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d; log it as the app expects.
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    let mut list = String::new();
+    for v in headers.get_all(X_FORWARDED_FOR) {
+        if let Ok(s) = v.to_str() {
+            if !list.is_empty() {
+                list.push_str(", ");
+            }
+            list.push_str(s);
+        }
+    }
+    if !list.is_empty() {
+        list.push_str(", ");
+    }
+    use std::fmt::Write;
+    let _ = write!(list, "{ip}");
+    if let Ok(v) = HeaderValue::try_from(list) {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+}
+
+/// The host the client addressed: `:authority` (HTTP/2) or absolute-form target, else `Host`.
+fn host_of(parts: &Parts) -> Option<HeaderValue> {
+    if let Some(auth) = parts.uri.authority() {
+        return HeaderValue::from_str(auth.as_str()).ok();
+    }
+    parts.headers.get(header::HOST).cloned()
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn new_request_id() -> HeaderValue {
+    let id: u128 = rand::random();
+    HeaderValue::try_from(format!("{id:032x}")).expect("hex is a valid header value")
+}
+
+fn find_source<'a, T: StdError + 'static>(e: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(found) = err.downcast_ref::<T>() {
+            return Some(found);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+fn error_chain(e: &(dyn StdError + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        out.push_str(": ");
+        out.push_str(&err.to_string());
+        cur = err.source();
+    }
+    out
+}
+
+fn tls_client_config(ca: Option<&std::path::Path>) -> Result<rustls::ClientConfig, UpstreamSetupError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    if let Some(path) = ca {
+        let shown = path.display().to_string();
+        let pem = std::fs::read(path).map_err(|source| UpstreamSetupError::CaRead {
+            path: shown.clone(),
+            source,
+        })?;
+        let mut added = 0;
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            let cert = cert.map_err(|e| UpstreamSetupError::CaInvalid {
+                path: shown.clone(),
+                message: e.to_string(),
+            })?;
+            roots.add(cert).map_err(|e| UpstreamSetupError::CaInvalid {
+                path: shown.clone(),
+                message: e.to_string(),
+            })?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(UpstreamSetupError::CaEmpty { path: shown });
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_named_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("close, X-Secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert(KEEP_ALIVE, HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert(header::TRAILER, HeaderValue::from_static("x"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(PROXY_CONNECTION, HeaderValue::from_static("keep-alive"));
+        h.insert(header::PROXY_AUTHORIZATION, HeaderValue::from_static("Basic x"));
+        h.insert(header::PROXY_AUTHENTICATE, HeaderValue::from_static("Basic"));
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+    }
+
+    #[test]
+    fn forwarded_for_appends() {
+        let mut h = HeaderMap::new();
+        h.append(X_FORWARDED_FOR, HeaderValue::from_static("1.1.1.1"));
+        h.append(X_FORWARDED_FOR, HeaderValue::from_static("2.2.2.2"));
+        append_forwarded_for(&mut h, "3.3.3.3".parse().unwrap());
+        assert_eq!(h[X_FORWARDED_FOR], "1.1.1.1, 2.2.2.2, 3.3.3.3");
+        let mut h = HeaderMap::new();
+        append_forwarded_for(&mut h, "::ffff:10.0.0.1".parse().unwrap());
+        assert_eq!(h[X_FORWARDED_FOR], "10.0.0.1");
+    }
+
+    #[test]
+    fn upgrade_needs_both_headers_and_http11() {
+        let mut h = HeaderMap::new();
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(upgrade_protocol(Version::HTTP_11, &h).is_none());
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        assert!(upgrade_protocol(Version::HTTP_11, &h).is_some());
+        assert!(upgrade_protocol(Version::HTTP_2, &h).is_none());
+    }
+}

@@ -1,0 +1,274 @@
+//! The session layer: two phases around forwarding.
+//!
+//! [`SessionLayer::on_request`] (client → app): strip every spoofable `X-Session-*` header, take
+//! the session cookie out of `Cookie`, load the session and describe it to the app in headers.
+//!
+//! [`SessionLayer::on_response`] (app → client): take the app's `X-Session-*` control headers off
+//! the response, apply them in the order Clear, Regenerate, Delete, Set, persist what changed, and
+//! write `Set-Cookie`.
+//!
+//! Between the two phases the request's [`SessionState`] is the only thing carried.
+
+pub mod cookie;
+pub mod protocol;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, SET_COOKIE};
+
+use crate::config::{Driver, SessionConfig};
+use crate::error::ProxyError;
+use cookie::{CookieSpec, MAX_SET_COOKIE};
+use protocol::{Controls, MAX_KEYS};
+use store::{
+    now_millis, Delta, Lookup, Millis, Reject, Session, SessionId, SessionStore, Store,
+    StoreError, Write,
+};
+
+/// What the request phase learned, handed to the response phase.
+#[derive(Debug, Default)]
+pub struct SessionState {
+    /// The live session the request carried.
+    loaded: Option<Session>,
+    /// The client sent a cookie that yielded no session: expire it.
+    stale_cookie: bool,
+    /// The cookie was sealed under a previous secret: re-seal it.
+    reseal: bool,
+    /// Why the cookie was refused (for logs and metrics).
+    pub rejected: Option<Reject>,
+}
+
+impl SessionState {
+    /// A short fingerprint of the session for logs; never the ID itself.
+    pub fn fingerprint(&self) -> Option<String> {
+        self.loaded.as_ref().map(|s| s.id.fingerprint())
+    }
+}
+
+/// Counts of what happened to sessions, for metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub created: bool,
+    pub destroyed: bool,
+    pub regenerated: bool,
+}
+
+pub struct SessionLayer {
+    store: Store,
+    spec: CookieSpec,
+    max_age: Duration,
+    idle_timeout: Option<Duration>,
+}
+
+impl SessionLayer {
+    pub fn new(store: Store, cfg: &SessionConfig) -> SessionLayer {
+        SessionLayer {
+            store,
+            spec: CookieSpec::new(cfg),
+            max_age: cfg.max_age,
+            idle_timeout: cfg.idle_timeout,
+        }
+    }
+
+    /// Builds the configured store. Redis is connected lazily, so this succeeds with Redis down.
+    pub fn from_config(
+        cfg: &SessionConfig,
+        redis: &crate::config::RedisConfig,
+    ) -> Result<SessionLayer, StoreError> {
+        let store = match cfg.driver {
+            Driver::Cookie => Store::Cookie(store::cookie::CookieStore::new(
+                &cfg.cookie_name,
+                &cfg.secret,
+                &cfg.previous_secrets,
+                cfg.idle_timeout,
+            )),
+            Driver::Memory => Store::Memory(store::memory::MemoryStore::new(cfg.idle_timeout)),
+            Driver::Redis => Store::Redis(store::redis::RedisStore::new(redis, cfg.idle_timeout)?),
+        };
+        Ok(SessionLayer::new(store, cfg))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn cookie_name(&self) -> &str {
+        self.spec.name()
+    }
+
+    /// Phase one. Errors only when a cookie was presented and the store cannot be asked about it.
+    pub async fn on_request(&self, headers: &mut HeaderMap) -> Result<SessionState, ProxyError> {
+        protocol::strip_session_headers(headers);
+        let mut state = SessionState::default();
+        let Some(value) = cookie::take_session_cookie(headers, self.spec.name()) else {
+            return Ok(state);
+        };
+        let lookup = self
+            .store
+            .load(&value, now_millis())
+            .await
+            .map_err(ProxyError::StoreUnavailable)?;
+        match lookup {
+            Lookup::Found { session, reseal } => {
+                protocol::inject(headers, session.id.as_str(), &session.data);
+                state.reseal = reseal;
+                state.loaded = Some(session);
+            }
+            Lookup::Rejected(reason) => {
+                tracing::debug!(reason = reason.as_str(), "session cookie refused");
+                state.stale_cookie = true;
+                state.rejected = Some(reason);
+            }
+        }
+        Ok(state)
+    }
+
+    /// Phase two: applies the app's controls and writes the cookie into `headers`.
+    pub async fn on_response(
+        &self,
+        state: SessionState,
+        headers: &mut HeaderMap,
+    ) -> Result<Outcome, ProxyError> {
+        let (controls, malformed) = protocol::take_controls(headers);
+        for problem in &malformed {
+            tracing::warn!(%problem, "ignored an X-Session-* line from the app");
+        }
+        let now = now_millis();
+        let mut outcome = Outcome::default();
+        let set_cookie = self
+            .apply(state, controls, now, &mut outcome)
+            .await
+            .map_err(ProxyError::StoreUnavailable)?;
+        if let Some(value) = set_cookie {
+            if value.len() > MAX_SET_COOKIE {
+                return Err(ProxyError::CookieTooLarge { size: value.len() });
+            }
+            let value = HeaderValue::try_from(value)
+                .expect("Set-Cookie is built from header-safe parts only");
+            headers.append(SET_COOKIE, value);
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        Ok(outcome)
+    }
+
+    /// The state machine. Returns the `Set-Cookie` value to send, if any.
+    async fn apply(
+        &self,
+        state: SessionState,
+        controls: Controls,
+        now: Millis,
+        outcome: &mut Outcome,
+    ) -> Result<Option<String>, StoreError> {
+        let mut session = state.loaded;
+        let had_cookie = session.is_some() || state.stale_cookie;
+
+        if controls.clear {
+            if let Some(old) = session.take() {
+                self.store.destroy(&old.id).await?;
+                outcome.destroyed = true;
+            }
+        }
+
+        let mut old_id: Option<SessionId> = None;
+        if controls.regenerate {
+            if let Some(s) = session.as_mut() {
+                old_id = Some(std::mem::replace(&mut s.id, SessionId::generate()));
+            }
+        }
+
+        let mut created = false;
+        if session.is_none() && !controls.set.is_empty() {
+            session = Some(Session::new(now, self.max_age));
+            created = true;
+        }
+
+        let Some(mut session) = session else {
+            // No session now. Tell the browser to forget any cookie it sent.
+            return Ok(had_cookie.then(|| self.spec.expire()));
+        };
+
+        let (set, delete) = self.merge(&mut session, &controls);
+        let changed = !set.is_empty() || !delete.is_empty();
+        let refresh = self
+            .idle_timeout
+            .is_some_and(|idle| now.saturating_sub(session.last_seen) >= idle.as_millis() as u64 / 4);
+        if refresh || created || old_id.is_some() {
+            session.last_seen = now;
+        }
+        let delta = Delta {
+            set: &set,
+            delete: &delete,
+        };
+
+        let write = if created {
+            self.create(&mut session).await?
+        } else if let Some(old) = &old_id {
+            self.regenerate(old, &mut session, delta).await?
+        } else if changed || refresh || state.reseal {
+            self.store.update(&session, delta).await?
+        } else {
+            return Ok(None);
+        };
+
+        match write {
+            Write::Stored(value) => {
+                outcome.created |= created;
+                outcome.regenerated |= old_id.is_some();
+                let remaining = session.deadline(self.idle_timeout).saturating_sub(now);
+                Ok(Some(self.spec.set(&value, Duration::from_millis(remaining))))
+            }
+            // Destroyed by a concurrent request (logout in another tab): it stays destroyed.
+            Write::Gone | Write::Collision => Ok(Some(self.spec.expire())),
+        }
+    }
+
+    /// Applies Delete then Set to the in-memory session, returning the effective delta. A Set that
+    /// would take the session past [`MAX_KEYS`] keys is dropped with a warning.
+    fn merge(&self, session: &mut Session, controls: &Controls) -> (Vec<(String, serde_json::Value)>, Vec<String>) {
+        if controls.delete.is_empty() && controls.set.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        let data = Arc::make_mut(&mut session.data);
+        for key in &controls.delete {
+            data.remove(key);
+        }
+        let mut set = Vec::with_capacity(controls.set.len());
+        for (key, value) in &controls.set {
+            if !data.contains_key(key) && data.len() >= MAX_KEYS {
+                tracing::warn!(max = MAX_KEYS, "ignored X-Session-Set: session has too many keys");
+                continue;
+            }
+            data.insert(key.clone(), value.clone());
+            set.push((key.clone(), value.clone()));
+        }
+        (set, controls.delete.clone())
+    }
+
+    /// Stores a new session, drawing a fresh ID on the (theoretical) collision.
+    async fn create(&self, session: &mut Session) -> Result<Write, StoreError> {
+        for _ in 0..3 {
+            match self.store.create(session).await? {
+                Write::Collision => session.id = SessionId::generate(),
+                other => return Ok(other),
+            }
+        }
+        Ok(Write::Collision)
+    }
+
+    async fn regenerate(
+        &self,
+        old: &SessionId,
+        session: &mut Session,
+        delta: Delta<'_>,
+    ) -> Result<Write, StoreError> {
+        for _ in 0..3 {
+            match self.store.regenerate(old, session, delta).await? {
+                Write::Collision => session.id = SessionId::generate(),
+                other => return Ok(other),
+            }
+        }
+        Ok(Write::Collision)
+    }
+}

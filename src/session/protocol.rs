@@ -1,0 +1,437 @@
+//! The `X-Session-*` header grammar: pure functions, no I/O.
+//!
+//! Inbound (proxy → app): `X-Session-Id`, `X-Session-Data` (the whole map as ASCII-only compact
+//! JSON) and one `X-Session-<Key>` per simple key. Outbound (app → proxy): `X-Session-Set`,
+//! `X-Session-Delete`, `X-Session-Clear`, `X-Session-Regenerate`. Anything else starting with
+//! `X-Session-` is stripped in both directions so neither side can be spoofed.
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
+
+use super::store::Data;
+
+/// Longest key the app may set. Longer keys are almost certainly a bug in the app.
+pub const MAX_KEY_LEN: usize = 128;
+/// Most keys one session may hold; a `Set` that would exceed it is ignored with a warning.
+pub const MAX_KEYS: usize = 256;
+
+pub const ID_HEADER: HeaderName = HeaderName::from_static("x-session-id");
+pub const DATA_HEADER: HeaderName = HeaderName::from_static("x-session-data");
+const SET_HEADER: &str = "x-session-set";
+const DELETE_HEADER: &str = "x-session-delete";
+const CLEAR_HEADER: &str = "x-session-clear";
+const REGENERATE_HEADER: &str = "x-session-regenerate";
+
+const PREFIX: &[u8] = b"x-session-";
+
+/// True for any header name that, lowercased and with `_` read as `-`, starts with `x-session-`.
+/// Servers that map headers to CGI-style variables (`HTTP_X_SESSION_ID`) would otherwise let
+/// `X_Session_Id` through as a spoof.
+pub fn is_session_header(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() >= PREFIX.len()
+        && b.iter().zip(PREFIX).all(|(&c, &p)| {
+            let c = c.to_ascii_lowercase();
+            c == p || (p == b'-' && c == b'_')
+        })
+}
+
+/// Removes every session header. Allocation-free when there is none (the common case).
+pub fn strip_session_headers(headers: &mut HeaderMap) {
+    loop {
+        let found = headers
+            .keys()
+            .find(|k| is_session_header(k.as_str()))
+            .cloned();
+        match found {
+            Some(name) => {
+                headers.remove(&name);
+            }
+            None => return,
+        }
+    }
+}
+
+/// `user_id` → `x-session-user-id`. `None` for keys that get no header of their own: `id` and
+/// `data` (they would collide with the fixed headers) and keys outside `[A-Za-z0-9_-]`.
+pub fn header_name_for_key(key: &str) -> Option<HeaderName> {
+    if key.is_empty()
+        || key.len() > MAX_KEY_LEN
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return None;
+    }
+    let mut name = String::with_capacity(PREFIX.len() + key.len());
+    name.push_str("x-session-");
+    name.extend(key.chars().map(|c| match c {
+        '_' => '-',
+        c => c.to_ascii_lowercase(),
+    }));
+    if name == "x-session-id" || name == "x-session-data" {
+        return None;
+    }
+    HeaderName::from_bytes(name.as_bytes()).ok()
+}
+
+/// The header value for one session value: the string itself when it is printable ASCII, otherwise
+/// its compact ASCII JSON. Never contains CR, LF or NUL, so it cannot split a header.
+pub fn header_value_for(value: &Value) -> HeaderValue {
+    if let Value::String(s) = value {
+        if is_printable_ascii(s) {
+            if let Ok(v) = HeaderValue::from_str(s) {
+                return v;
+            }
+        }
+    }
+    HeaderValue::from_str(&ascii_json(value)).expect("ASCII JSON is a valid header value")
+}
+
+fn is_printable_ascii(s: &str) -> bool {
+    s.bytes().all(|b| (0x20..0x7f).contains(&b))
+}
+
+/// Compact JSON with every non-ASCII character written as `\uXXXX` (surrogate pairs beyond the
+/// BMP), and control characters escaped as JSON requires, so the result is always a legal header
+/// value whatever the data holds.
+pub fn ascii_json(value: &Value) -> String {
+    let mut out = Vec::with_capacity(64);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, AsciiFormatter);
+    serde::Serialize::serialize(value, &mut ser).expect("writing to a Vec cannot fail");
+    String::from_utf8(out).expect("the formatter writes ASCII only")
+}
+
+pub fn ascii_json_map(data: &Data) -> String {
+    let mut out = Vec::with_capacity(64);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, AsciiFormatter);
+    serde::Serialize::serialize(data, &mut ser).expect("writing to a Vec cannot fail");
+    String::from_utf8(out).expect("the formatter writes ASCII only")
+}
+
+struct AsciiFormatter;
+
+impl serde_json::ser::Formatter for AsciiFormatter {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut start = 0;
+        for (i, ch) in fragment.char_indices() {
+            if ch.is_ascii() {
+                continue;
+            }
+            writer.write_all(&fragment.as_bytes()[start..i])?;
+            let mut units = [0u16; 2];
+            for unit in ch.encode_utf16(&mut units) {
+                write!(writer, "\\u{unit:04x}")?;
+            }
+            start = i + ch.len_utf8();
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+}
+
+/// The app's instructions on one response.
+#[derive(Debug, Default, PartialEq)]
+pub struct Controls {
+    pub clear: bool,
+    pub regenerate: bool,
+    pub delete: Vec<String>,
+    pub set: Vec<(String, Value)>,
+}
+
+impl Controls {
+    pub fn is_empty(&self) -> bool {
+        !self.clear && !self.regenerate && self.delete.is_empty() && self.set.is_empty()
+    }
+}
+
+/// A line the app sent that could not be applied. Logged at warn; the other lines still apply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    #[error("X-Session-Set line has no '='")]
+    NoEquals,
+    #[error("X-Session-Set line has an empty key")]
+    EmptyKey,
+    #[error("session key longer than {MAX_KEY_LEN} bytes")]
+    KeyTooLong,
+    #[error("header value is not UTF-8")]
+    NotUtf8,
+}
+
+/// Takes every `X-Session-*` header out of an upstream response and returns the controls among
+/// them, plus the lines it had to ignore. Fast path: one scan, no allocation, when there is none.
+pub fn take_controls(headers: &mut HeaderMap) -> (Controls, Vec<Malformed>) {
+    let mut controls = Controls::default();
+    let mut bad = Vec::new();
+    if !headers.keys().any(|k| is_session_header(k.as_str())) {
+        return (controls, bad);
+    }
+    if headers.remove(CLEAR_HEADER).is_some() {
+        controls.clear = true;
+    }
+    if headers.remove(REGENERATE_HEADER).is_some() {
+        controls.regenerate = true;
+    }
+    if let http::header::Entry::Occupied(e) = headers.entry(DELETE_HEADER) {
+        for value in e.remove_entry_mult().1 {
+            match value.to_str() {
+                Ok(list) => controls.delete.extend(
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)
+                        .map(str::to_owned),
+                ),
+                Err(_) => bad.push(Malformed::NotUtf8),
+            }
+        }
+    }
+    if let http::header::Entry::Occupied(e) = headers.entry(SET_HEADER) {
+        for value in e.remove_entry_mult().1 {
+            match std::str::from_utf8(value.as_bytes()) {
+                Ok(line) => parse_set_line(line, &mut controls.set, &mut bad),
+                Err(_) => bad.push(Malformed::NotUtf8),
+            }
+        }
+    }
+    strip_session_headers(headers);
+    (controls, bad)
+}
+
+/// One `X-Session-Set` line: `key=value` or a JSON object to merge.
+pub fn parse_set_line(line: &str, out: &mut Vec<(String, Value)>, bad: &mut Vec<Malformed>) {
+    let line = line.trim();
+    if line.starts_with('{') {
+        if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(line) {
+            for (key, value) in map {
+                match check_key(&key) {
+                    Ok(()) => out.push((key, value)),
+                    Err(e) => bad.push(e),
+                }
+            }
+            return;
+        }
+    }
+    let Some((key, raw)) = line.split_once('=') else {
+        bad.push(Malformed::NoEquals);
+        return;
+    };
+    let key = key.trim();
+    if let Err(e) = check_key(key) {
+        bad.push(e);
+        return;
+    }
+    let raw = raw.trim();
+    let value = serde_json::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.into()));
+    out.push((key.to_owned(), value));
+}
+
+fn check_key(key: &str) -> Result<(), Malformed> {
+    if key.is_empty() {
+        Err(Malformed::EmptyKey)
+    } else if key.len() > MAX_KEY_LEN {
+        Err(Malformed::KeyTooLong)
+    } else {
+        Ok(())
+    }
+}
+
+/// Adds the session's headers to a request bound for the app.
+pub fn inject(headers: &mut HeaderMap, id: &str, data: &Data) {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        headers.insert(ID_HEADER, v);
+    }
+    headers.insert(
+        DATA_HEADER,
+        HeaderValue::from_str(&ascii_json_map(data)).expect("ASCII JSON is a valid header value"),
+    );
+    for (key, value) in data {
+        if let Some(name) = header_name_for_key(key) {
+            headers.insert(name, header_value_for(value));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn controls_of(lines: &[(&str, &[u8])]) -> (Controls, Vec<Malformed>, HeaderMap) {
+        let mut h = HeaderMap::new();
+        for (name, value) in lines {
+            h.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_bytes(value).unwrap(),
+            );
+        }
+        let (c, bad) = take_controls(&mut h);
+        (c, bad, h)
+    }
+
+    #[test]
+    fn session_header_spellings() {
+        for yes in [
+            "x-session-id",
+            "X-Session-Id",
+            "X_SESSION_ID",
+            "x_session-user-id",
+            "x-session_data",
+            "x-session-",
+        ] {
+            assert!(is_session_header(yes), "{yes}");
+        }
+        for no in ["x-session", "x-sessions-id", "session-id", "x-sess", "xx-session-id"] {
+            assert!(!is_session_header(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn strip_removes_all_values_of_all_spellings() {
+        let mut h = HeaderMap::new();
+        h.append("x-session-id", HeaderValue::from_static("a"));
+        h.append("x-session-id", HeaderValue::from_static("b"));
+        h.append("x_session_user_id", HeaderValue::from_static("c"));
+        h.append("accept", HeaderValue::from_static("*/*"));
+        strip_session_headers(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn header_names_for_keys() {
+        assert_eq!(header_name_for_key("user_id").unwrap(), "x-session-user-id");
+        assert_eq!(header_name_for_key("Role").unwrap(), "x-session-role");
+        assert_eq!(header_name_for_key("a-b").unwrap(), "x-session-a-b");
+        assert!(header_name_for_key("id").is_none());
+        assert!(header_name_for_key("data").is_none());
+        assert!(header_name_for_key("ID").is_none());
+        assert!(header_name_for_key("has space").is_none());
+        assert!(header_name_for_key("dot.ted").is_none());
+        assert!(header_name_for_key("").is_none());
+        assert!(header_name_for_key("caf\u{e9}").is_none());
+    }
+
+    #[test]
+    fn header_values() {
+        assert_eq!(header_value_for(&json!("Ann")), "Ann");
+        assert_eq!(header_value_for(&json!("Jos\u{e9}")), "\"Jos\\u00e9\"");
+        assert_eq!(header_value_for(&json!("a\r\nb")), "\"a\\r\\nb\"");
+        assert_eq!(header_value_for(&json!(3)), "3");
+        assert_eq!(header_value_for(&json!(true)), "true");
+        assert_eq!(header_value_for(&json!(null)), "null");
+        assert_eq!(header_value_for(&json!({"a": [1, "x"]})), "{\"a\":[1,\"x\"]}");
+        assert_eq!(header_value_for(&json!("\u{1F600}")), "\"\\ud83d\\ude00\"");
+    }
+
+    #[test]
+    fn ascii_json_escapes_everything_non_ascii() {
+        let v = json!({"n": "Jos\u{e9} \u{4e2d} \u{1F600}", "t": "tab\t"});
+        let s = ascii_json(&v);
+        assert!(s.is_ascii());
+        assert_eq!(serde_json::from_str::<Value>(&s).unwrap(), v);
+        assert_eq!(
+            s,
+            "{\"n\":\"Jos\\u00e9 \\u4e2d \\ud83d\\ude00\",\"t\":\"tab\\t\"}"
+        );
+    }
+
+    #[test]
+    fn set_lines_are_typed_as_json_when_they_parse() {
+        let (c, bad, rest) = controls_of(&[
+            ("x-session-set", b"count=3"),
+            ("x-session-set", b"ok=true"),
+            ("x-session-set", b"name=\"Jos\\u00e9\""),
+            ("x-session-set", b"plain=Ann"),
+            ("x-session-set", b"eq=a=b"),
+            ("x-session-set", b"empty="),
+            ("x-session-set", b"obj={\"k\":[1,2]}"),
+            ("x-session-set", b" spaced = 1 "),
+        ]);
+        assert!(bad.is_empty());
+        assert!(rest.is_empty());
+        assert_eq!(
+            c.set,
+            vec![
+                ("count".into(), json!(3)),
+                ("ok".into(), json!(true)),
+                ("name".into(), json!("Jos\u{e9}")),
+                ("plain".into(), json!("Ann")),
+                ("eq".into(), json!("a=b")),
+                ("empty".into(), json!("")),
+                ("obj".into(), json!({"k": [1, 2]})),
+                ("spaced".into(), json!(1)),
+            ]
+        );
+    }
+
+    #[test]
+    fn json_object_line_merges_keys() {
+        let (c, bad, _) = controls_of(&[("x-session-set", b"{\"a\":1,\"b\":\"x\"}")]);
+        assert!(bad.is_empty());
+        assert_eq!(c.set, vec![("a".into(), json!(1)), ("b".into(), json!("x"))]);
+    }
+
+    #[test]
+    fn malformed_lines_are_reported_and_others_still_apply() {
+        let long = format!("{}=1", "k".repeat(MAX_KEY_LEN + 1));
+        let (c, bad, _) = controls_of(&[
+            ("x-session-set", b"novalue"),
+            ("x-session-set", b"=3"),
+            ("x-session-set", long.as_bytes()),
+            ("x-session-set", b"good=1"),
+            ("x-session-set", b"bin=\xff"),
+        ]);
+        assert_eq!(c.set, vec![("good".into(), json!(1))]);
+        assert_eq!(
+            bad,
+            vec![
+                Malformed::NoEquals,
+                Malformed::EmptyKey,
+                Malformed::KeyTooLong,
+                Malformed::NotUtf8
+            ]
+        );
+    }
+
+    #[test]
+    fn delete_clear_regenerate_and_leftovers() {
+        let (c, _, rest) = controls_of(&[
+            ("x-session-delete", b"a, b"),
+            ("x-session-delete", b"c,,"),
+            ("x-session-clear", b"1"),
+            ("x-session-regenerate", b"yes"),
+            ("x-session-user-id", b"spoof"),
+            ("x_session_other", b"spoof"),
+            ("content-type", b"text/plain"),
+        ]);
+        assert!(c.clear && c.regenerate);
+        assert_eq!(c.delete, vec!["a", "b", "c"]);
+        assert_eq!(rest.len(), 1);
+    }
+
+    #[test]
+    fn no_controls_is_empty() {
+        let (c, bad, rest) = controls_of(&[("content-type", b"text/plain")]);
+        assert!(c.is_empty() && bad.is_empty());
+        assert_eq!(rest.len(), 1);
+    }
+
+    #[test]
+    fn inject_writes_id_data_and_simple_keys() {
+        let mut data = Data::new();
+        data.insert("user_id".into(), json!(42));
+        data.insert("name".into(), json!("Jos\u{e9}"));
+        data.insert("id".into(), json!("shadow"));
+        data.insert("a b".into(), json!(1));
+        let mut h = HeaderMap::new();
+        inject(&mut h, "abc", &data);
+        assert_eq!(h["x-session-id"], "abc");
+        assert_eq!(h["x-session-user-id"], "42");
+        assert_eq!(h["x-session-name"], "\"Jos\\u00e9\"");
+        assert!(h["x-session-data"].to_str().unwrap().contains("\"a b\":1"));
+        assert_eq!(h.len(), 4);
+    }
+}

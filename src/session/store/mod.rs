@@ -1,0 +1,305 @@
+//! Where sessions live. One trait, [`SessionStore`], and one file per back end.
+//!
+//! The trait speaks in *changes*, not whole records: `update` receives the keys the app set and
+//! deleted on this response, so that a server-side store can apply them as a delta and two
+//! concurrent requests that touch different keys both land. The cookie store, whose record travels
+//! with the client, simply re-seals the merged session.
+//!
+//! [`Store`] is the enum the server holds. Dispatching through an enum instead of `dyn` keeps the
+//! per-request futures unboxed.
+
+pub mod cookie;
+pub mod memory;
+pub mod redis;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use serde_json::{Map, Value};
+
+/// The app's data for one session: a JSON object.
+pub type Data = Map<String, Value>;
+
+/// Milliseconds since the Unix epoch. Plain integers keep expiry arithmetic exact and cheap.
+pub type Millis = u64;
+
+pub fn now_millis() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A session ID: 256 bits from the OS CSPRNG, base64url without padding (43 characters).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SessionId(String);
+
+impl SessionId {
+    pub const ENCODED_LEN: usize = 43;
+
+    pub fn generate() -> SessionId {
+        use rand::RngCore;
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        SessionId(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// Accepts only the exact shape we generate, so junk never reaches a store lookup.
+    pub fn parse(text: &str) -> Option<SessionId> {
+        let ok = text.len() == Self::ENCODED_LEN
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| SessionId(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A short, non-reversible tag for logs: enough to correlate lines, useless as a credential.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(self.0.as_bytes());
+        digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// IDs are credentials: never print one by accident.
+impl std::fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SessionId({})", self.fingerprint())
+    }
+}
+
+/// One session as the request path sees it.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub id: SessionId,
+    /// Shared so that a memory-store hit costs a refcount, not a deep copy.
+    pub data: Arc<Data>,
+    pub created: Millis,
+    pub last_seen: Millis,
+    /// Absolute end of life: `created + max_age`, fixed at creation.
+    pub expires: Millis,
+}
+
+impl Session {
+    pub fn new(now: Millis, max_age: Duration) -> Session {
+        Session {
+            id: SessionId::generate(),
+            data: Arc::new(Data::new()),
+            created: now,
+            last_seen: now,
+            expires: now.saturating_add(max_age.as_millis() as u64),
+        }
+    }
+
+    /// When this session dies if nothing happens: the earlier of the absolute and the idle expiry.
+    pub fn deadline(&self, idle: Option<Duration>) -> Millis {
+        match idle {
+            Some(idle) => self
+                .expires
+                .min(self.last_seen.saturating_add(idle.as_millis() as u64)),
+            None => self.expires,
+        }
+    }
+
+    pub fn is_live(&self, now: Millis, idle: Option<Duration>) -> bool {
+        now < self.deadline(idle)
+    }
+}
+
+/// Why a presented cookie did not yield a session. Used for metrics and debug logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    /// Not decryptable or not well-formed: forged, cut, padded, or sealed under an unknown key.
+    Tampered,
+    /// Well-formed and authentic, but past its deadline.
+    Expired,
+    /// A server-side store has no record for this ID (destroyed, evicted, or never existed).
+    Unknown,
+}
+
+impl Reject {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reject::Tampered => "tampered",
+            Reject::Expired => "expired",
+            Reject::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Lookup {
+    Found {
+        session: Session,
+        /// The cookie was sealed under a previous secret: write it again under the current one.
+        reseal: bool,
+    },
+    Rejected(Reject),
+}
+
+/// The app's changes on one response, for stores that apply them as a delta.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Delta<'a> {
+    pub set: &'a [(String, Value)],
+    pub delete: &'a [String],
+}
+
+/// Result of a write that must not clobber someone else's session.
+#[derive(Debug)]
+pub enum Write {
+    /// Stored; send this cookie value.
+    Stored(String),
+    /// `create`/`regenerate`: the new ID is taken (astronomically rare); retry with another.
+    Collision,
+    /// `update`/`regenerate`: the session was destroyed concurrently; it stays destroyed.
+    Gone,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupReport {
+    pub scanned: u64,
+    pub removed: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store did not answer within its timeout.
+    #[error("{driver} store timed out after {after:?}")]
+    Timeout {
+        driver: &'static str,
+        after: Duration,
+    },
+    /// The store answered with an error or the connection failed.
+    #[error("{driver} store error: {message}")]
+    Backend {
+        driver: &'static str,
+        message: String,
+    },
+}
+
+/// The store boundary. Every method is one logical operation, atomic in the store.
+pub trait SessionStore: Send + Sync {
+    /// The driver name for logs and metrics.
+    fn driver(&self) -> &'static str;
+
+    /// Turns a cookie value into a live session, or says why not.
+    fn load(
+        &self,
+        cookie: &str,
+        now: Millis,
+    ) -> impl Future<Output = Result<Lookup, StoreError>> + Send;
+
+    /// Stores a brand-new session; never overwrites an existing one.
+    fn create(&self, session: &Session) -> impl Future<Output = Result<Write, StoreError>> + Send;
+
+    /// Applies `delta` and the new `last_seen` to an existing session. `session` is the merged
+    /// result (what a whole-record store writes); a delta store must not resurrect a destroyed one.
+    fn update(
+        &self,
+        session: &Session,
+        delta: Delta<'_>,
+    ) -> impl Future<Output = Result<Write, StoreError>> + Send;
+
+    /// Moves the session from `old` to `session.id` and applies `delta`, atomically: at no moment
+    /// do both IDs, or neither, hold it.
+    fn regenerate(
+        &self,
+        old: &SessionId,
+        session: &Session,
+        delta: Delta<'_>,
+    ) -> impl Future<Output = Result<Write, StoreError>> + Send;
+
+    /// Removes the session. Destroying a missing session is not an error.
+    fn destroy(&self, id: &SessionId) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes every expired record.
+    fn cleanup(&self, now: Millis) -> impl Future<Output = Result<CleanupReport, StoreError>> + Send;
+
+    /// Cheap reachability probe for health checks.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// The configured store.
+pub enum Store {
+    Cookie(cookie::CookieStore),
+    Memory(memory::MemoryStore),
+    Redis(redis::RedisStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Store::Cookie($s) => $e,
+            Store::Memory($s) => $e,
+            Store::Redis($s) => $e,
+        }
+    };
+}
+
+impl SessionStore for Store {
+    fn driver(&self) -> &'static str {
+        dispatch!(self, s => s.driver())
+    }
+    async fn load(&self, cookie: &str, now: Millis) -> Result<Lookup, StoreError> {
+        dispatch!(self, s => s.load(cookie, now).await)
+    }
+    async fn create(&self, session: &Session) -> Result<Write, StoreError> {
+        dispatch!(self, s => s.create(session).await)
+    }
+    async fn update(&self, session: &Session, delta: Delta<'_>) -> Result<Write, StoreError> {
+        dispatch!(self, s => s.update(session, delta).await)
+    }
+    async fn regenerate(
+        &self,
+        old: &SessionId,
+        session: &Session,
+        delta: Delta<'_>,
+    ) -> Result<Write, StoreError> {
+        dispatch!(self, s => s.regenerate(old, session, delta).await)
+    }
+    async fn destroy(&self, id: &SessionId) -> Result<(), StoreError> {
+        dispatch!(self, s => s.destroy(id).await)
+    }
+    async fn cleanup(&self, now: Millis) -> Result<CleanupReport, StoreError> {
+        dispatch!(self, s => s.cleanup(now).await)
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.ping().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_256_bit_base64url() {
+        let a = SessionId::generate();
+        let b = SessionId::generate();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), SessionId::ENCODED_LEN);
+        assert!(SessionId::parse(a.as_str()).is_some());
+        assert!(SessionId::parse("short").is_none());
+        assert!(SessionId::parse(&"=".repeat(43)).is_none());
+        assert!(!format!("{a:?}").contains(a.as_str()));
+    }
+
+    #[test]
+    fn deadline_is_the_earlier_expiry() {
+        let mut s = Session::new(1_000, Duration::from_secs(10));
+        assert_eq!(s.deadline(None), 11_000);
+        assert_eq!(s.deadline(Some(Duration::from_secs(2))), 3_000);
+        s.last_seen = 10_000;
+        assert_eq!(s.deadline(Some(Duration::from_secs(2))), 11_000);
+        assert!(!s.is_live(11_000, None));
+    }
+}
