@@ -106,7 +106,11 @@ pub struct SessionConfig {
     pub cookie_name: String,
     #[serde(with = "duration_serde", default = "defaults::max_age")]
     pub max_age: Duration,
-    #[serde(with = "opt_duration_serde", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "opt_duration_serde",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub idle_timeout: Option<Duration>,
     #[serde(default = "defaults::yes")]
     pub secure: bool,
@@ -123,7 +127,11 @@ pub struct SessionConfig {
     #[serde(default, serialize_with = "redact_all")]
     pub previous_secrets: Vec<String>,
     /// How often `serve` sweeps expired sessions from the store. Absent: never (memory store: 60s).
-    #[serde(with = "opt_duration_serde", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "opt_duration_serde",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cleanup_interval: Option<Duration>,
 }
 
@@ -319,8 +327,9 @@ impl Config {
             if let Some(raw) = env.get(*var) {
                 let value = match env_kind(field) {
                     EnvKind::Text => Value::String(raw.clone()),
-                    EnvKind::Scalar => serde_yaml::from_str(raw)
-                        .unwrap_or_else(|_| Value::String(raw.clone())),
+                    EnvKind::Scalar => {
+                        serde_yaml::from_str(raw).unwrap_or_else(|_| Value::String(raw.clone()))
+                    }
                     EnvKind::List => Value::Sequence(
                         raw.split(',')
                             .map(str::trim)
@@ -420,7 +429,10 @@ impl Config {
             ));
         }
         if s.max_age < Duration::from_secs(1) {
-            return Err(ConfigError::field("sessions.max_age", "must be at least 1s"));
+            return Err(ConfigError::field(
+                "sessions.max_age",
+                "must be at least 1s",
+            ));
         }
         if let Some(idle) = s.idle_timeout {
             if idle < Duration::from_secs(1) {
@@ -520,9 +532,9 @@ fn check_redis_url(field: &str, url: &str) -> Result<(), ConfigError> {
 /// RFC 6265 cookie-name token.
 fn is_cookie_name(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// serde_yaml appends "at line X column Y" of the re-serialized tree, which is meaningless to the
@@ -632,7 +644,9 @@ mod opt_duration_serde {
         let text = Option::<String>::deserialize(d)?;
         match text.as_deref().map(str::trim) {
             None | Some("") | Some("off") => Ok(None),
-            Some(t) => parse_duration(t).map(Some).map_err(serde::de::Error::custom),
+            Some(t) => parse_duration(t)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
         }
     }
 }

@@ -128,7 +128,9 @@ fn error_response(
 
 /// A short response of our own (redirects, admin answers).
 pub fn plain(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
-    let mut res = Response::new(Either::Right(Full::new(Bytes::from_static(body.as_bytes()))));
+    let mut res = Response::new(Either::Right(Full::new(Bytes::from_static(
+        body.as_bytes(),
+    ))));
     *res.status_mut() = status;
     res.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -92,7 +92,10 @@ impl Upstream {
             .build(connector);
 
         let url = &cfg.url;
-        let authority = url.authority().expect("validated: upstream.url has a host").clone();
+        let authority = url
+            .authority()
+            .expect("validated: upstream.url has a host")
+            .clone();
         let base_path = url.path().trim_end_matches('/').to_owned();
         Ok(Upstream {
             client,
@@ -132,14 +135,22 @@ impl Upstream {
         append_forwarded_for(headers, client.peer.ip());
         headers.insert(
             X_FORWARDED_PROTO,
-            if client.tls { PROTO_HTTPS.clone() } else { PROTO_HTTP.clone() },
+            if client.tls {
+                PROTO_HTTPS.clone()
+            } else {
+                PROTO_HTTP.clone()
+            },
         );
         if let Some(host) = &original_host {
             headers.insert(X_FORWARDED_HOST, host.clone());
         }
         headers.append(
             header::VIA,
-            if parts.version == Version::HTTP_2 { VIA_2.clone() } else { VIA_11.clone() },
+            if parts.version == Version::HTTP_2 {
+                VIA_2.clone()
+            } else {
+                VIA_11.clone()
+            },
         );
         if !headers.contains_key(X_REQUEST_ID) {
             headers.insert(X_REQUEST_ID, new_request_id());
@@ -200,7 +211,9 @@ impl Upstream {
             .flatten();
         remove_hop_by_hop(&mut parts.headers);
         if let Some(proto) = upgrade {
-            parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             parts.headers.insert(header::UPGRADE, proto);
         }
         parts.headers.append(header::VIA, VIA_11.clone());
@@ -296,7 +309,10 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr) {
     // An IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d; log it as the app expects.
     let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     };
     let mut list = String::new();
@@ -363,7 +379,9 @@ fn error_chain(e: &(dyn StdError + 'static)) -> String {
     out
 }
 
-fn tls_client_config(ca: Option<&std::path::Path>) -> Result<rustls::ClientConfig, UpstreamSetupError> {
+fn tls_client_config(
+    ca: Option<&std::path::Path>,
+) -> Result<rustls::ClientConfig, UpstreamSetupError> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for cert in native.certs {
@@ -410,16 +428,28 @@ mod tests {
     #[test]
     fn hop_by_hop_and_named_headers_go() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("close, X-Secret"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, X-Secret"),
+        );
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert(KEEP_ALIVE, HeaderValue::from_static("timeout=5"));
         h.insert(header::TE, HeaderValue::from_static("trailers"));
         h.insert(header::TRAILER, HeaderValue::from_static("x"));
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         h.insert(PROXY_CONNECTION, HeaderValue::from_static("keep-alive"));
-        h.insert(header::PROXY_AUTHORIZATION, HeaderValue::from_static("Basic x"));
-        h.insert(header::PROXY_AUTHENTICATE, HeaderValue::from_static("Basic"));
-        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(
+            header::PROXY_AUTHORIZATION,
+            HeaderValue::from_static("Basic x"),
+        );
+        h.insert(
+            header::PROXY_AUTHENTICATE,
+            HeaderValue::from_static("Basic"),
+        );
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
         h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
         remove_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
@@ -442,7 +472,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         assert!(upgrade_protocol(Version::HTTP_11, &h).is_none());
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
         assert!(upgrade_protocol(Version::HTTP_11, &h).is_some());
         assert!(upgrade_protocol(Version::HTTP_2, &h).is_none());
     }

@@ -58,12 +58,13 @@ impl Server {
             session: SessionLayer::from_config(&config.sessions, &config.redis)?,
             upstream: Upstream::new(&config.upstream)?,
         });
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
         Ok(Server {
             listener,
             app,

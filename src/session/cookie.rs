@@ -127,7 +127,8 @@ impl CookieSpec {
     /// old clients that ignore Max-Age.
     pub fn set(&self, value: &str, remaining: Duration) -> String {
         let secs = remaining.as_secs().max(1);
-        let expires = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(secs));
+        let expires =
+            httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(secs));
         format!(
             "{}={}; Max-Age={}; Expires={}{}",
             self.name, value, secs, expires, self.attributes
@@ -158,7 +159,10 @@ mod tests {
     #[test]
     fn takes_ours_and_keeps_the_rest() {
         let mut h = headers(&["a=1; sid=SECRET; b=2"]);
-        assert_eq!(take_session_cookie(&mut h, "sid").as_deref(), Some("SECRET"));
+        assert_eq!(
+            take_session_cookie(&mut h, "sid").as_deref(),
+            Some("SECRET")
+        );
         assert_eq!(h[COOKIE], "a=1; b=2");
     }
 

@@ -23,8 +23,8 @@ use crate::error::ProxyError;
 use cookie::{CookieSpec, MAX_SET_COOKIE};
 use protocol::{Controls, MAX_KEYS};
 use store::{
-    now_millis, Delta, Lookup, Millis, Reject, Session, SessionId, SessionStore, Store,
-    StoreError, Write,
+    now_millis, Delta, Lookup, Millis, Reject, Session, SessionId, SessionStore, Store, StoreError,
+    Write,
 };
 
 /// What the request phase learned, handed to the response phase.
@@ -174,13 +174,16 @@ impl SessionLayer {
         let mut old_id: Option<SessionId> = None;
         if controls.regenerate {
             if let Some(s) = session.as_mut() {
-                old_id = Some(std::mem::replace(&mut s.id, SessionId::generate()));
+                let new_id = self.store.generate_id(Some(&s.id));
+                old_id = Some(std::mem::replace(&mut s.id, new_id));
             }
         }
 
         let mut created = false;
         if session.is_none() && !controls.set.is_empty() {
-            session = Some(Session::new(now, self.max_age));
+            let mut fresh = Session::new(now, self.max_age);
+            fresh.id = self.store.generate_id(None);
+            session = Some(fresh);
             created = true;
         }
 
@@ -191,9 +194,9 @@ impl SessionLayer {
 
         let (set, delete) = self.merge(&mut session, &controls);
         let changed = !set.is_empty() || !delete.is_empty();
-        let refresh = self
-            .idle_timeout
-            .is_some_and(|idle| now.saturating_sub(session.last_seen) >= idle.as_millis() as u64 / 4);
+        let refresh = self.idle_timeout.is_some_and(|idle| {
+            now.saturating_sub(session.last_seen) >= idle.as_millis() as u64 / 4
+        });
         if refresh || created || old_id.is_some() {
             session.last_seen = now;
         }
@@ -217,7 +220,9 @@ impl SessionLayer {
                 outcome.created |= created;
                 outcome.regenerated |= old_id.is_some();
                 let remaining = session.deadline(self.idle_timeout).saturating_sub(now);
-                Ok(Some(self.spec.set(&value, Duration::from_millis(remaining))))
+                Ok(Some(
+                    self.spec.set(&value, Duration::from_millis(remaining)),
+                ))
             }
             // Destroyed by a concurrent request (logout in another tab): it stays destroyed.
             Write::Gone | Write::Collision => Ok(Some(self.spec.expire())),
@@ -226,7 +231,11 @@ impl SessionLayer {
 
     /// Applies Delete then Set to the in-memory session, returning the effective delta. A Set that
     /// would take the session past [`MAX_KEYS`] keys is dropped with a warning.
-    fn merge(&self, session: &mut Session, controls: &Controls) -> (Vec<(String, serde_json::Value)>, Vec<String>) {
+    fn merge(
+        &self,
+        session: &mut Session,
+        controls: &Controls,
+    ) -> (Vec<(String, serde_json::Value)>, Vec<String>) {
         if controls.delete.is_empty() && controls.set.is_empty() {
             return (Vec::new(), Vec::new());
         }
@@ -237,7 +246,10 @@ impl SessionLayer {
         let mut set = Vec::with_capacity(controls.set.len());
         for (key, value) in &controls.set {
             if !data.contains_key(key) && data.len() >= MAX_KEYS {
-                tracing::warn!(max = MAX_KEYS, "ignored X-Session-Set: session has too many keys");
+                tracing::warn!(
+                    max = MAX_KEYS,
+                    "ignored X-Session-Set: session has too many keys"
+                );
                 continue;
             }
             data.insert(key.clone(), value.clone());
@@ -250,7 +262,7 @@ impl SessionLayer {
     async fn create(&self, session: &mut Session) -> Result<Write, StoreError> {
         for _ in 0..3 {
             match self.store.create(session).await? {
-                Write::Collision => session.id = SessionId::generate(),
+                Write::Collision => session.id = self.store.generate_id(None),
                 other => return Ok(other),
             }
         }
@@ -265,7 +277,7 @@ impl SessionLayer {
     ) -> Result<Write, StoreError> {
         for _ in 0..3 {
             match self.store.regenerate(old, session, delta).await? {
-                Write::Collision => session.id = SessionId::generate(),
+                Write::Collision => session.id = self.store.generate_id(Some(old)),
                 other => return Ok(other),
             }
         }

@@ -283,7 +283,13 @@ mod tests {
         ] {
             assert!(is_session_header(yes), "{yes}");
         }
-        for no in ["x-session", "x-sessions-id", "session-id", "x-sess", "xx-session-id"] {
+        for no in [
+            "x-session",
+            "x-sessions-id",
+            "session-id",
+            "x-sess",
+            "xx-session-id",
+        ] {
             assert!(!is_session_header(no), "{no}");
         }
     }
@@ -322,7 +328,10 @@ mod tests {
         assert_eq!(header_value_for(&json!(3)), "3");
         assert_eq!(header_value_for(&json!(true)), "true");
         assert_eq!(header_value_for(&json!(null)), "null");
-        assert_eq!(header_value_for(&json!({"a": [1, "x"]})), "{\"a\":[1,\"x\"]}");
+        assert_eq!(
+            header_value_for(&json!({"a": [1, "x"]})),
+            "{\"a\":[1,\"x\"]}"
+        );
         assert_eq!(header_value_for(&json!("\u{1F600}")), "\"\\ud83d\\ude00\"");
     }
 
@@ -371,7 +380,10 @@ mod tests {
     fn json_object_line_merges_keys() {
         let (c, bad, _) = controls_of(&[("x-session-set", b"{\"a\":1,\"b\":\"x\"}")]);
         assert!(bad.is_empty());
-        assert_eq!(c.set, vec![("a".into(), json!(1)), ("b".into(), json!("x"))]);
+        assert_eq!(
+            c.set,
+            vec![("a".into(), json!(1)), ("b".into(), json!("x"))]
+        );
     }
 
     #[test]

@@ -177,8 +177,26 @@ mod tests {
         let a = [("a".to_string(), json!(1))];
         let b = [("b".to_string(), json!(2))];
         // Both updates start from the same (empty) snapshot, as two concurrent requests would.
-        store.update(&s, Delta { set: &a, delete: &[] }).await.unwrap();
-        store.update(&s, Delta { set: &b, delete: &[] }).await.unwrap();
+        store
+            .update(
+                &s,
+                Delta {
+                    set: &a,
+                    delete: &[],
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .update(
+                &s,
+                Delta {
+                    set: &b,
+                    delete: &[],
+                },
+            )
+            .await
+            .unwrap();
         match store.load(s.id.as_str(), 1).await.unwrap() {
             Lookup::Found { session, .. } => {
                 assert_eq!(session.data.get("a"), Some(&json!(1)));
@@ -196,7 +214,16 @@ mod tests {
         store.destroy(&s.id).await.unwrap();
         let set = [("x".to_string(), json!(true))];
         assert!(matches!(
-            store.update(&s, Delta { set: &set, delete: &[] }).await.unwrap(),
+            store
+                .update(
+                    &s,
+                    Delta {
+                        set: &set,
+                        delete: &[]
+                    }
+                )
+                .await
+                .unwrap(),
             Write::Gone
         ));
         assert!(store.is_empty());
@@ -209,7 +236,10 @@ mod tests {
         store.create(&s).await.unwrap();
         let mut moved = s.clone();
         moved.id = SessionId::generate();
-        store.regenerate(&s.id, &moved, Delta::default()).await.unwrap();
+        store
+            .regenerate(&s.id, &moved, Delta::default())
+            .await
+            .unwrap();
         assert!(matches!(
             store.load(s.id.as_str(), 1).await.unwrap(),
             Lookup::Rejected(Reject::Unknown)
@@ -219,6 +249,12 @@ mod tests {
             Lookup::Found { .. }
         ));
         let report = store.cleanup(5_000).await.unwrap();
-        assert_eq!(report, CleanupReport { scanned: 1, removed: 1 });
+        assert_eq!(
+            report,
+            CleanupReport {
+                scanned: 1,
+                removed: 1
+            }
+        );
     }
 }

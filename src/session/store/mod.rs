@@ -189,6 +189,14 @@ pub trait SessionStore: Send + Sync {
     /// The driver name for logs and metrics.
     fn driver(&self) -> &'static str;
 
+    /// A fresh ID for a new session, or for `regenerate` of `sibling`. A store may constrain the
+    /// choice (Redis Cluster keeps a regenerated session in its old hash slot so the move is one
+    /// atomic script); the default is 256 fresh random bits.
+    fn generate_id(&self, sibling: Option<&SessionId>) -> SessionId {
+        let _ = sibling;
+        SessionId::generate()
+    }
+
     /// Turns a cookie value into a live session, or says why not.
     fn load(
         &self,
@@ -220,7 +228,10 @@ pub trait SessionStore: Send + Sync {
     fn destroy(&self, id: &SessionId) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Removes every expired record.
-    fn cleanup(&self, now: Millis) -> impl Future<Output = Result<CleanupReport, StoreError>> + Send;
+    fn cleanup(
+        &self,
+        now: Millis,
+    ) -> impl Future<Output = Result<CleanupReport, StoreError>> + Send;
 
     /// Cheap reachability probe for health checks.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
@@ -248,6 +259,9 @@ macro_rules! dispatch {
 impl SessionStore for Store {
     fn driver(&self) -> &'static str {
         dispatch!(self, s => s.driver())
+    }
+    fn generate_id(&self, sibling: Option<&SessionId>) -> SessionId {
+        dispatch!(self, s => s.generate_id(sibling))
     }
     async fn load(&self, cookie: &str, now: Millis) -> Result<Lookup, StoreError> {
         dispatch!(self, s => s.load(cookie, now).await)

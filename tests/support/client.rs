@@ -1,0 +1,98 @@
+//! Clients for tests: a plain HTTP/1.1 request helper and raw TCP for malformed input.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    /// Every Set-Cookie line.
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+    /// The value our `name` cookie is set to (None when absent; Some("") when expired).
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.set_cookies().iter().find_map(|c| {
+            let (pair, _) = c.split_once(';').unwrap_or((c, ""));
+            let (n, v) = pair.split_once('=')?;
+            (n == name).then(|| v.to_owned())
+        })
+    }
+}
+
+/// One request over a fresh HTTP/1.1 connection.
+pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> Answer {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let res = tokio::time::timeout(Duration::from_secs(30), sender.send_request(req))
+        .await
+        .expect("proxy answered in time")
+        .expect("proxy answered");
+    let (parts, body) = res.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// GET `path` with extra headers.
+pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut b = Request::get(path).header("host", format!("{addr}"));
+    for (n, v) in headers {
+        b = b.header(*n, *v);
+    }
+    send(addr, b.body(Full::new(Bytes::new())).unwrap()).await
+}
+
+/// GET `path` carrying `cookie` as the session cookie `name`.
+pub async fn get_with_cookie(addr: SocketAddr, path: &str, name: &str, cookie: &str) -> Answer {
+    let header = format!("{name}={cookie}");
+    get(addr, path, &[("cookie", header.as_str())]).await
+}
+
+/// Writes `bytes` on a fresh connection and reads until the proxy closes it or `wait` passes.
+pub async fn raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

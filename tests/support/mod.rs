@@ -1,0 +1,17 @@
+//! The integration-test harness: a real upstream HTTP server, real `redis-server` processes and the
+//! real `session-proxy` binary, all on free loopback ports, all torn down on drop.
+#![allow(dead_code, unused_imports)]
+
+pub mod client;
+pub mod proxy;
+pub mod redis;
+pub mod upstream;
+
+pub use client::*;
+pub use proxy::*;
+pub use redis::*;
+pub use upstream::*;
+
+/// A 32+ byte secret for tests. Never a real one.
+pub const SECRET: &str = "test-secret-0123456789abcdefghijklmnopqrstuvwxyz";
+pub const OTHER_SECRET: &str = "another-secret-0123456789abcdefghijklmnopqrstuv";

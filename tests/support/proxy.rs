@@ -1,0 +1,231 @@
+//! The real `session-proxy` binary, started with a generated `proxy.yaml` on a free port.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_yaml::Value;
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_session-proxy")
+}
+
+/// Builds a config for the proxy under test. Starts from: listen on a free port, the given
+/// upstream, the test secret, cookie store, `secure: false` so plain-HTTP clients keep the cookie.
+pub struct ProxyBuilder {
+    tree: Value,
+    env: HashMap<String, String>,
+    args: Vec<String>,
+}
+
+impl ProxyBuilder {
+    pub fn new(upstream_url: &str) -> ProxyBuilder {
+        let yaml = format!(
+            "listen: 127.0.0.1:0\nupstream:\n  url: {upstream_url}\n  connect_timeout: 2s\n  timeout: 10s\nsessions:\n  driver: cookie\n  secret: \"{}\"\n  secure: false\nlimits:\n  shutdown_grace: 5s\n",
+            super::SECRET
+        );
+        ProxyBuilder {
+            tree: serde_yaml::from_str(&yaml).unwrap(),
+            env: HashMap::new(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Sets a dotted key (`sessions.max_age`) to a YAML value written as text (`2s`, `true`, `[a]`).
+    pub fn set(mut self, dotted: &str, yaml: &str) -> ProxyBuilder {
+        let value: Value = serde_yaml::from_str(yaml).unwrap();
+        let mut node = &mut self.tree;
+        let parts: Vec<&str> = dotted.split('.').collect();
+        for (i, part) in parts.iter().enumerate() {
+            let map = node.as_mapping_mut().unwrap();
+            let key = Value::String(part.to_string());
+            if i == parts.len() - 1 {
+                map.insert(key, value);
+                break;
+            }
+            node = map
+                .entry(key)
+                .or_insert_with(|| Value::Mapping(Default::default()));
+        }
+        self
+    }
+
+    pub fn driver(self, driver: &str) -> ProxyBuilder {
+        self.set("sessions.driver", driver)
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> ProxyBuilder {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn arg(mut self, arg: &str) -> ProxyBuilder {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn yaml(&self) -> String {
+        serde_yaml::to_string(&self.tree).unwrap()
+    }
+
+    /// Starts the proxy and waits until it is listening.
+    pub fn start(self) -> TestProxy {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("proxy.yaml");
+        std::fs::write(&config, self.yaml()).unwrap();
+        TestProxy::spawn(dir, config, self.env, self.args)
+    }
+}
+
+pub struct TestProxy {
+    pub addr: SocketAddr,
+    pub config_path: PathBuf,
+    child: Child,
+    logs: Arc<Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestProxy {
+    fn spawn(
+        dir: tempfile::TempDir,
+        config: PathBuf,
+        env: HashMap<String, String>,
+        args: Vec<String>,
+    ) -> TestProxy {
+        let mut cmd = Command::new(binary());
+        cmd.arg("--config")
+            .arg(&config)
+            .arg("--log-format")
+            .arg("json")
+            .arg("serve")
+            .args(&args)
+            .env_remove("SESSION_PROXY_CONFIG")
+            .env(
+                "RUST_LOG",
+                "debug,hyper=info,h2=info,rustls=info,redis=info",
+            )
+            .envs(&env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start session-proxy");
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let logs2 = logs.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = listening_addr(&line) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+                logs2.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "proxy did not start; logs:\n{}",
+                    logs.lock().unwrap().join("\n")
+                );
+            }
+        };
+        TestProxy {
+            addr,
+            config_path: config,
+            child,
+            logs,
+            _dir: dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every log line so far (JSON, one object per line).
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    pub fn logs_text(&self) -> String {
+        self.logs().join("\n")
+    }
+
+    /// Waits up to `within` for a log line containing `needle`.
+    pub fn wait_for_log(&self, needle: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.logs().iter().any(|l| l.contains(needle)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for TestProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    if v.get("message")?.as_str()? != "listening" {
+        return None;
+    }
+    v.get("addr")?.as_str()?.parse().ok()
+}
+
+/// Runs the binary with `args` and a config file holding `yaml`; returns (exit code, stdout, stderr).
+pub fn run_cli(yaml: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("proxy.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    let out = Command::new(binary())
+        .arg("--config")
+        .arg(&config)
+        .args(args)
+        .env_remove("SESSION_PROXY_CONFIG")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
