@@ -15,6 +15,7 @@
 //!   `X-Forwarded-*`, `Via`, upgrades, timeouts.
 //! - [`error`] is the one place where failures become HTTP statuses.
 //! - [`config`] turns `proxy.yaml` plus the environment into a validated [`config::Config`].
+//! - [`tls`] loads and hot-reloads the certificate for HTTPS listeners.
 //! - [`telemetry`] sets up logging.
 #![forbid(unsafe_code)]
 
@@ -25,3 +26,4 @@ pub mod proxy;
 pub mod server;
 pub mod session;
 pub mod telemetry;
+pub mod tls;

@@ -113,6 +113,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         driver = ?config.sessions.driver,
         "listening"
     );
+    if let Some(addr) = server.redirect_addr() {
+        tracing::info!(%addr, "redirecting plain HTTP to HTTPS");
+    }
+    #[cfg(unix)]
+    if let Some(tls) = server.tls() {
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                match tls.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the previous certificate"),
+                }
+            }
+        });
+    }
     server.run(server::shutdown_signal()).await?;
     Ok(())
 }

@@ -18,6 +18,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+
 use crate::config::UpstreamConfig;
 use crate::error::{ProxyError, UpstreamFailure};
 
@@ -397,7 +400,7 @@ fn tls_client_config(
             source,
         })?;
         let mut added = 0;
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        for cert in CertificateDer::pem_slice_iter(&pem) {
             let cert = cert.map_err(|e| UpstreamSetupError::CaInvalid {
                 path: shown.clone(),
                 message: e.to_string(),

@@ -1,11 +1,13 @@
-//! The listener: accept loop, HTTP/1.1 and HTTP/2 (h2c prior knowledge) on one port, connection
-//! limits, timeouts and graceful shutdown.
+//! The listeners: the public one (plain HTTP, or HTTPS when `tls` is configured), the optional
+//! HTTP→HTTPS redirect listener, HTTP/1.1 and HTTP/2 on one port (ALPN over TLS, prior knowledge
+//! in clear text), connection limits, timeouts and graceful shutdown.
 //!
 //! Connection limit: a semaphore permit is taken *before* `accept`, so beyond
 //! `limits.max_connections` new clients wait in the kernel's backlog instead of being accepted and
-//! starved. Shutdown: the accept loop stops, every live connection is told to finish its in-flight
-//! request and close (hyper-util's `GracefulShutdown`), and the process waits for them up to
-//! `limits.shutdown_grace`.
+//! starved. Shutdown (the mini-redis pattern): a `watch` channel tells the accept loops to stop and
+//! every live connection to finish its in-flight request and close; each connection holds a clone
+//! of an `mpsc::Sender`, so when the receiver sees the channel close, every connection is gone. The
+//! wait is bounded by `limits.shutdown_grace`.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,19 +15,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::config::{Config, LimitsConfig};
+use crate::error::{plain, ResponseBody};
 use crate::handler::{self, App};
 use crate::proxy::{ClientInfo, Upstream, UpstreamSetupError};
 use crate::session::store::StoreError;
 use crate::session::SessionLayer;
+use crate::tls::{Tls, TlsError};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -41,33 +46,40 @@ pub enum ServeError {
     Upstream(#[from] UpstreamSetupError),
     #[error("session store: {0}")]
     Store(#[from] StoreError),
+    #[error("tls: {0}")]
+    Tls(#[from] TlsError),
 }
 
 pub struct Server {
     listener: TcpListener,
+    redirect: Option<TcpListener>,
     app: Arc<App>,
+    tls: Option<Arc<Tls>>,
     limits: LimitsConfig,
 }
 
 impl Server {
-    /// Binds the listener and builds the request pipeline. Nothing is accepted until [`run`].
-    ///
-    /// [`run`]: Server::run
+    /// Loads certificates, builds the request pipeline and binds the listeners. Nothing is
+    /// accepted until [`Server::run`].
     pub async fn bind(config: &Config) -> Result<Server, ServeError> {
+        let tls = match &config.tls {
+            Some(cfg) => Some(Arc::new(Tls::load(cfg)?)),
+            None => None,
+        };
         let app = Arc::new(App {
             session: SessionLayer::from_config(&config.sessions, &config.redis)?,
             upstream: Upstream::new(&config.upstream)?,
         });
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServeError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let listener = bind(config.listen).await?;
+        let redirect = match config.tls.as_ref().and_then(|t| t.redirect_http) {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         Ok(Server {
             listener,
+            redirect,
             app,
+            tls,
             limits: config.limits.clone(),
         })
     }
@@ -78,26 +90,110 @@ impl Server {
             .expect("a bound listener has an address")
     }
 
+    pub fn redirect_addr(&self) -> Option<SocketAddr> {
+        self.redirect.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     pub fn app(&self) -> Arc<App> {
         Arc::clone(&self.app)
+    }
+
+    /// The handle that reloads the certificate (SIGHUP).
+    pub fn tls(&self) -> Option<Arc<Tls>> {
+        self.tls.clone()
     }
 
     /// Serves until `shutdown` resolves, then drains in-flight requests (bounded by
     /// `limits.shutdown_grace`).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
         let builder = Arc::new(connection_builder(&self.limits));
-        let graceful = GracefulShutdown::new();
-        let permits = Arc::new(Semaphore::new(self.limits.max_connections));
-        tokio::pin!(shutdown);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+        let context = |permits: usize| AcceptContext {
+            conn: ConnContext {
+                builder: Arc::clone(&builder),
+                stop: stop_rx.clone(),
+                _alive: alive_tx.clone(),
+                handshake_timeout: self.limits.tls_handshake_timeout,
+            },
+            permits: Arc::new(Semaphore::new(permits)),
+        };
 
+        let mut loops = tokio::task::JoinSet::new();
+        if let Some(redirect) = self.redirect {
+            let https_port = self.listener.local_addr().map(|a| a.port()).unwrap_or(443);
+            let ctx = context(self.limits.max_connections);
+            loops.spawn(async move { ctx.accept_loop(redirect, move || RedirectTo(https_port)).await });
+        }
+        let ctx = context(self.limits.max_connections);
+        let (app, tls, listener) = (self.app, self.tls, self.listener);
+        loops.spawn(async move {
+            ctx.accept_loop(listener, move || Public {
+                app: Arc::clone(&app),
+                tls: tls.clone(),
+            })
+            .await
+        });
+        drop(alive_tx);
+
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        while loops.join_next().await.is_some() {}
+
+        tracing::info!("shutting down: no new connections, finishing in-flight requests");
+        tokio::select! {
+            _ = alive_rx.recv() => tracing::info!("all connections closed"),
+            _ = tokio::time::sleep(self.limits.shutdown_grace) => {
+                tracing::warn!(grace = ?self.limits.shutdown_grace, "shutdown grace period over; closing remaining connections")
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// One listener's accept loop state.
+struct AcceptContext {
+    conn: ConnContext,
+    permits: Arc<Semaphore>,
+}
+
+/// What every connection carries: how to serve HTTP, when to stop, and a token whose drop says
+/// "this connection is gone".
+#[derive(Clone)]
+struct ConnContext {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    stop: watch::Receiver<bool>,
+    _alive: mpsc::Sender<()>,
+    handshake_timeout: Duration,
+}
+
+/// How a listener turns an accepted TCP stream into served HTTP.
+trait Listen: Send + 'static {
+    fn serve(
+        self,
+        ctx: ConnContext,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+impl AcceptContext {
+    async fn accept_loop<L: Listen>(self, listener: TcpListener, make: impl Fn() -> L) {
+        let mut stop = self.conn.stop.clone();
         loop {
             let permit = tokio::select! {
-                _ = &mut shutdown => break,
-                permit = Arc::clone(&permits).acquire_owned() => permit.expect("never closed"),
+                _ = stop.changed() => return,
+                permit = Arc::clone(&self.permits).acquire_owned() => permit.expect("never closed"),
             };
             let (stream, peer) = tokio::select! {
-                _ = &mut shutdown => break,
-                accepted = self.listener.accept() => match accepted {
+                _ = stop.changed() => return,
+                accepted = listener.accept() => match accepted {
                     Ok(pair) => pair,
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
@@ -108,25 +204,128 @@ impl Server {
                 },
             };
             let _ = stream.set_nodelay(true);
-            let info = ClientInfo { peer, tls: false };
-            let conn = serve_connection(&builder, &graceful, Arc::clone(&self.app), stream, info);
+            let listen = make();
+            let ctx = self.conn.clone();
             tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, %peer, "connection ended with an error");
-                }
+                listen.serve(ctx, stream, peer).await;
                 drop(permit);
             });
         }
+    }
+}
 
-        drop(self.listener);
-        tracing::info!("shutting down: no new connections, finishing in-flight requests");
-        tokio::select! {
-            _ = graceful.shutdown() => tracing::info!("all connections closed"),
-            _ = tokio::time::sleep(self.limits.shutdown_grace) => {
-                tracing::warn!(grace = ?self.limits.shutdown_grace, "shutdown grace period over; closing remaining connections")
+/// The public listener: the proxy itself.
+struct Public {
+    app: Arc<App>,
+    tls: Option<Arc<Tls>>,
+}
+
+impl Listen for Public {
+    async fn serve(self, ctx: ConnContext, stream: tokio::net::TcpStream, peer: SocketAddr) {
+        let app = self.app;
+        match self.tls {
+            None => {
+                let info = ClientInfo { peer, tls: false };
+                serve_http(&ctx, stream, peer, move |req| {
+                    handler::handle(Arc::clone(&app), req, info)
+                })
+                .await
+            }
+            Some(tls) => {
+                let acceptor = tls.acceptor();
+                let stream =
+                    match tokio::time::timeout(ctx.handshake_timeout, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                let info = ClientInfo { peer, tls: true };
+                serve_http(&ctx, stream, peer, move |req| {
+                    handler::handle(Arc::clone(&app), req, info)
+                })
+                .await
             }
         }
-        Ok(())
+    }
+}
+
+/// The plain listener that sends every request to the HTTPS one.
+struct RedirectTo(u16);
+
+impl Listen for RedirectTo {
+    async fn serve(self, ctx: ConnContext, stream: tokio::net::TcpStream, peer: SocketAddr) {
+        let port = self.0;
+        serve_http(&ctx, stream, peer, move |req| async move { redirect(&req, port) }).await
+    }
+}
+
+/// 308 keeps the method and body, unlike 301/302.
+fn redirect(req: &Request<Incoming>, https_port: u16) -> Response<ResponseBody> {
+    let host = req
+        .uri()
+        .host()
+        .map(str::to_owned)
+        .or_else(|| {
+            let h = req.headers().get(header::HOST)?.to_str().ok()?;
+            let authority: http::uri::Authority = h.parse().ok()?;
+            Some(authority.host().to_owned())
+        });
+    let Some(host) = host else {
+        return plain(StatusCode::BAD_REQUEST, "Bad Request: no Host\n");
+    };
+    let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let location = if https_port == 443 {
+        format!("https://{host}{pq}")
+    } else {
+        format!("https://{host}:{https_port}{pq}")
+    };
+    let Ok(location) = HeaderValue::try_from(location) else {
+        return plain(StatusCode::BAD_REQUEST, "Bad Request\n");
+    };
+    let mut res = plain(StatusCode::PERMANENT_REDIRECT, "Moved to HTTPS\n");
+    res.headers_mut().insert(header::LOCATION, location);
+    res
+}
+
+async fn serve_http<IO, F, Fut>(ctx: &ConnContext, io: IO, peer: SocketAddr, handle: F)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let fut = handle(req);
+        async move { Ok::<_, Infallible>(fut.await) }
+    });
+    let conn = ctx
+        .builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let mut stop = ctx.stop.clone();
+    let mut stopping = *stop.borrow();
+    if stopping {
+        conn.as_mut().graceful_shutdown();
+    }
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, %peer, "connection ended with an error");
+                }
+                return;
+            }
+            _ = stop.changed(), if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
     }
 }
 
@@ -145,26 +344,6 @@ fn connection_builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .max_header_list_size(64 * 1024);
     builder
-}
-
-fn serve_connection<IO>(
-    builder: &auto::Builder<TokioExecutor>,
-    graceful: &GracefulShutdown,
-    app: Arc<App>,
-    io: IO,
-    info: ClientInfo,
-) -> impl Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>> + Send + 'static
-where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let service = service_fn(move |req| {
-        let app = Arc::clone(&app);
-        async move { Ok::<_, Infallible>(handler::handle(app, req, info).await) }
-    });
-    let conn = builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service)
-        .into_owned();
-    graceful.watch(conn)
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).
