@@ -86,6 +86,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check => {
             let config = Config::load(&cli.config, &Overrides::default())?;
+            // The files a config points at are part of it: fail now, not at deploy time.
+            if let Some(tls) = &config.tls {
+                session_proxy::tls::Tls::load(tls)?;
+            }
+            session_proxy::proxy::Upstream::new(&config.upstream)?;
             print!("{}", config.to_redacted_yaml());
             eprintln!("session-proxy: {} is valid", cli.config.display());
             if config.sessions.driver == session_proxy::config::Driver::Redis {
@@ -126,7 +131,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             while hup.recv().await.is_some() {
                 match tls.reload() {
                     Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
-                    Err(e) => tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the previous certificate"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the previous certificate")
+                    }
                 }
             }
         });

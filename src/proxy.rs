@@ -121,6 +121,7 @@ impl Upstream {
                 return Err(ProxyError::BodyTooLarge { limit });
             }
         }
+        check_host(parts)?;
         let upgrade = upgrade_protocol(parts.version, &parts.headers);
         let original_host = host_of(parts);
         let headers = &mut parts.headers;
@@ -334,6 +335,19 @@ fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr) {
     let _ = write!(list, "{ip}");
     if let Ok(v) = HeaderValue::try_from(list) {
         headers.insert(X_FORWARDED_FOR, v);
+    }
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request needs exactly one `Host`. Two differing ones are how
+/// routing-confusion attacks start, so any duplicate is refused.
+fn check_host(parts: &Parts) -> Result<(), ProxyError> {
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => Err(ProxyError::BadRequest("more than one Host header")),
+        (None, None) if parts.version == Version::HTTP_11 && parts.uri.authority().is_none() => {
+            Err(ProxyError::BadRequest("missing Host header"))
+        }
+        _ => Ok(()),
     }
 }
 

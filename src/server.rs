@@ -123,7 +123,10 @@ impl Server {
         if let Some(redirect) = self.redirect {
             let https_port = self.listener.local_addr().map(|a| a.port()).unwrap_or(443);
             let ctx = context(self.limits.max_connections);
-            loops.spawn(async move { ctx.accept_loop(redirect, move || RedirectTo(https_port)).await });
+            loops.spawn(async move {
+                ctx.accept_loop(redirect, move || RedirectTo(https_port))
+                    .await
+            });
         }
         let ctx = context(self.limits.max_connections);
         let (app, tls, listener) = (self.app, self.tls, self.listener);
@@ -233,19 +236,22 @@ impl Listen for Public {
             }
             Some(tls) => {
                 let acceptor = tls.acceptor();
-                let stream =
-                    match tokio::time::timeout(ctx.handshake_timeout, acceptor.accept(stream)).await
-                    {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
+                let stream = match tokio::time::timeout(
+                    ctx.handshake_timeout,
+                    acceptor.accept(stream),
+                )
+                .await
+                {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
                 let info = ClientInfo { peer, tls: true };
                 serve_http(&ctx, stream, peer, move |req| {
                     handler::handle(Arc::clone(&app), req, info)
@@ -262,25 +268,28 @@ struct RedirectTo(u16);
 impl Listen for RedirectTo {
     async fn serve(self, ctx: ConnContext, stream: tokio::net::TcpStream, peer: SocketAddr) {
         let port = self.0;
-        serve_http(&ctx, stream, peer, move |req| async move { redirect(&req, port) }).await
+        serve_http(&ctx, stream, peer, move |req| async move {
+            redirect(&req, port)
+        })
+        .await
     }
 }
 
 /// 308 keeps the method and body, unlike 301/302.
 fn redirect(req: &Request<Incoming>, https_port: u16) -> Response<ResponseBody> {
-    let host = req
-        .uri()
-        .host()
-        .map(str::to_owned)
-        .or_else(|| {
-            let h = req.headers().get(header::HOST)?.to_str().ok()?;
-            let authority: http::uri::Authority = h.parse().ok()?;
-            Some(authority.host().to_owned())
-        });
+    let host = req.uri().host().map(str::to_owned).or_else(|| {
+        let h = req.headers().get(header::HOST)?.to_str().ok()?;
+        let authority: http::uri::Authority = h.parse().ok()?;
+        Some(authority.host().to_owned())
+    });
     let Some(host) = host else {
         return plain(StatusCode::BAD_REQUEST, "Bad Request: no Host\n");
     };
-    let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     let location = if https_port == 443 {
         format!("https://{host}{pq}")
     } else {

@@ -96,13 +96,14 @@ fn server_config(cert_path: &Path, key_path: &Path) -> Result<ServerConfig, TlsE
     };
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let signing_key = provider
-        .key_provider
-        .load_private_key(key)
-        .map_err(|e| TlsError::Invalid {
-            path: key_path.to_owned(),
-            message: e.to_string(),
-        })?;
+    let signing_key =
+        provider
+            .key_provider
+            .load_private_key(key)
+            .map_err(|e| TlsError::Invalid {
+                path: key_path.to_owned(),
+                message: e.to_string(),
+            })?;
     let certified = CertifiedKey::new(certs, signing_key);
     if certified.keys_match().is_err() {
         return Err(TlsError::KeyMismatch {

@@ -68,7 +68,10 @@ pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> Answer {
 
 /// GET `path` with extra headers.
 pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut b = Request::get(path).header("host", format!("{addr}"));
+    let mut b = Request::get(path);
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        b = b.header("host", format!("{addr}"));
+    }
     for (n, v) in headers {
         b = b.header(*n, *v);
     }

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod proxy;
 pub mod redis;
+pub mod tls;
 pub mod upstream;
 
 pub use client::*;
