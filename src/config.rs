@@ -197,12 +197,11 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// A client must send a complete request head within this (slowloris defence).
+    /// A client must send a complete request head within this (slowloris defence). The clock also
+    /// runs while a keep-alive connection waits for its next request, so it doubles as the idle
+    /// keep-alive timeout.
     #[serde(with = "duration_serde", default = "defaults::header_read_timeout")]
     pub header_read_timeout: Duration,
-    /// A keep-alive connection with no request for this long is closed.
-    #[serde(with = "duration_serde", default = "defaults::idle_timeout")]
-    pub idle_timeout: Duration,
     /// Connections beyond this wait in the kernel's accept queue until one closes.
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
@@ -218,7 +217,6 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             header_read_timeout: defaults::header_read_timeout(),
-            idle_timeout: defaults::idle_timeout(),
             max_connections: defaults::max_connections(),
             shutdown_grace: defaults::shutdown_grace(),
             tls_handshake_timeout: defaults::tls_handshake_timeout(),
@@ -706,9 +704,6 @@ mod defaults {
     }
     pub fn header_read_timeout() -> Duration {
         Duration::from_secs(10)
-    }
-    pub fn idle_timeout() -> Duration {
-        Duration::from_secs(75)
     }
     pub fn max_connections() -> usize {
         25_000
