@@ -9,6 +9,7 @@ use http_body_util::Either;
 use hyper::body::Incoming;
 
 use crate::error::{ProxyError, ResponseBody};
+use crate::metrics::Metrics;
 use crate::proxy::{self, ClientInfo, Upstream, X_REQUEST_ID};
 use crate::session::SessionLayer;
 
@@ -16,6 +17,7 @@ use crate::session::SessionLayer;
 pub struct App {
     pub session: SessionLayer,
     pub upstream: Upstream,
+    pub metrics: Arc<Metrics>,
 }
 
 /// What the access log line reports beyond the response itself.
@@ -39,9 +41,16 @@ pub async fn handle(
         Ok(res) => res,
         Err(e) => {
             log_failure(&e);
+            match &e {
+                ProxyError::Upstream { kind, .. } => app.metrics.upstream_error(*kind),
+                ProxyError::CookieTooLarge { .. } => app.metrics.cookie_too_large(),
+                _ => {}
+            }
             e.into_response()
         }
     };
+    let elapsed = start.elapsed();
+    app.metrics.request(&method, response.status(), elapsed);
     let request_id = trace
         .request_id
         .as_ref()
@@ -53,7 +62,7 @@ pub async fn handle(
         path = uri.path(),
         status = response.status().as_u16(),
         upstream_ms = trace.upstream_time.map(|d| d.as_secs_f64() * 1000.0),
-        total_ms = start.elapsed().as_secs_f64() * 1000.0,
+        total_ms = elapsed.as_secs_f64() * 1000.0,
         session = trace.session.as_deref(),
         request_id,
     );
@@ -75,10 +84,15 @@ async fn forward(
 
     let state = app.session.on_request(&mut parts.headers).await?;
     trace.session = state.fingerprint();
+    if let Some(reason) = state.rejected {
+        app.metrics.cookie_rejected(reason);
+    }
 
     let sent = Instant::now();
     let mut response = app.upstream.send(parts, body).await?;
-    trace.upstream_time = Some(sent.elapsed());
+    let upstream_time = sent.elapsed();
+    trace.upstream_time = Some(upstream_time);
+    app.metrics.upstream(upstream_time);
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client_side) = client_upgrade {
@@ -86,7 +100,16 @@ async fn forward(
         }
     }
     let (mut parts, body) = response.into_parts();
-    app.session.on_response(state, &mut parts.headers).await?;
+    let outcome = app.session.on_response(state, &mut parts.headers).await?;
+    if outcome.created {
+        app.metrics.session_created();
+    }
+    if outcome.destroyed {
+        app.metrics.session_destroyed();
+    }
+    if outcome.regenerated {
+        app.metrics.session_regenerated();
+    }
     Ok(Response::from_parts(parts, Either::Left(body)))
 }
 

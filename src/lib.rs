@@ -14,14 +14,18 @@
 //! - [`proxy`] forwards the request to the upstream over a pooled client: hop-by-hop headers,
 //!   `X-Forwarded-*`, `Via`, upgrades, timeouts.
 //! - [`error`] is the one place where failures become HTTP statuses.
+//! - [`metrics`] holds the Prometheus series; [`admin`] serves them with `/healthz` and `/readyz`
+//!   on a separate listener.
 //! - [`config`] turns `proxy.yaml` plus the environment into a validated [`config::Config`].
 //! - [`tls`] loads and hot-reloads the certificate for HTTPS listeners.
 //! - [`telemetry`] sets up logging.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod config;
 pub mod error;
 pub mod handler;
+pub mod metrics;
 pub mod proxy;
 pub mod server;
 pub mod session;

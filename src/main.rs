@@ -118,6 +118,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         driver = ?config.sessions.driver,
         "listening"
     );
+    if let Some(addr) = server.admin_addr() {
+        tracing::info!(%addr, "admin listener: /metrics /healthz /readyz");
+    }
     if let Some(addr) = server.redirect_addr() {
         tracing::info!(%addr, "redirecting plain HTTP to HTTPS");
     }

@@ -224,6 +224,31 @@ impl Upstream {
         Ok(Response::from_parts(parts, body))
     }
 
+    /// Can a TCP connection to the upstream be opened? For `/healthz`; never on the request path.
+    pub async fn probe(&self, within: Duration) -> Result<(), String> {
+        let port =
+            self.authority
+                .port_u16()
+                .unwrap_or(if self.scheme == http::uri::Scheme::HTTPS {
+                    443
+                } else {
+                    80
+                });
+        let host = self
+            .authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        match tokio::time::timeout(within, tokio::net::TcpStream::connect((host, port))).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("cannot connect to {}: {e}", self.authority)),
+            Err(_) => Err(format!(
+                "no connection to {} within {within:?}",
+                self.authority
+            )),
+        }
+    }
+
     fn classify(&self, e: hyper_util::client::legacy::Error) -> ProxyError {
         if let Some(limit) = self.max_body {
             if find_source::<LengthLimitError>(&e).is_some() {

@@ -24,10 +24,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 
+use crate::admin::{self, Readiness};
 use crate::config::{Config, LimitsConfig};
 use crate::error::{plain, ResponseBody};
 use crate::handler::{self, App};
+use crate::metrics::Metrics;
 use crate::proxy::{ClientInfo, Upstream, UpstreamSetupError};
+use crate::session::store::SessionStore;
 use crate::session::store::StoreError;
 use crate::session::SessionLayer;
 use crate::tls::{Tls, TlsError};
@@ -53,6 +56,8 @@ pub enum ServeError {
 pub struct Server {
     listener: TcpListener,
     redirect: Option<TcpListener>,
+    admin: Option<TcpListener>,
+    ready: Arc<Readiness>,
     app: Arc<App>,
     tls: Option<Arc<Tls>>,
     limits: LimitsConfig,
@@ -66,8 +71,10 @@ impl Server {
             Some(cfg) => Some(Arc::new(Tls::load(cfg)?)),
             None => None,
         };
+        let session = SessionLayer::from_config(&config.sessions, &config.redis)?;
         let app = Arc::new(App {
-            session: SessionLayer::from_config(&config.sessions, &config.redis)?,
+            metrics: Arc::new(Metrics::new(session.store().driver())),
+            session,
             upstream: Upstream::new(&config.upstream)?,
         });
         let listener = bind(config.listen).await?;
@@ -75,9 +82,15 @@ impl Server {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
+        let admin = match config.admin_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         Ok(Server {
             listener,
             redirect,
+            admin,
+            ready: Arc::new(Readiness::default()),
             app,
             tls,
             limits: config.limits.clone(),
@@ -88,6 +101,10 @@ impl Server {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn redirect_addr(&self) -> Option<SocketAddr> {
@@ -128,6 +145,17 @@ impl Server {
                     .await
             });
         }
+        if let Some(admin) = self.admin {
+            let ctx = context(64);
+            let (app, ready) = (Arc::clone(&self.app), Arc::clone(&self.ready));
+            loops.spawn(async move {
+                ctx.accept_loop(admin, move || Admin {
+                    app: Arc::clone(&app),
+                    ready: Arc::clone(&ready),
+                })
+                .await
+            });
+        }
         let ctx = context(self.limits.max_connections);
         let (app, tls, listener) = (self.app, self.tls, self.listener);
         loops.spawn(async move {
@@ -140,6 +168,7 @@ impl Server {
         drop(alive_tx);
 
         shutdown.await;
+        self.ready.stopping();
         let _ = stop_tx.send(true);
         while loops.join_next().await.is_some() {}
 
@@ -226,6 +255,9 @@ struct Public {
 impl Listen for Public {
     async fn serve(self, ctx: ConnContext, stream: tokio::net::TcpStream, peer: SocketAddr) {
         let app = self.app;
+        let metrics = Arc::clone(&app.metrics);
+        metrics.connection_opened();
+        let _open = scopeguard(move || metrics.connection_closed());
         match self.tls {
             None => {
                 let info = ClientInfo { peer, tls: false };
@@ -260,6 +292,35 @@ impl Listen for Public {
             }
         }
     }
+}
+
+/// The admin listener.
+struct Admin {
+    app: Arc<App>,
+    ready: Arc<Readiness>,
+}
+
+impl Listen for Admin {
+    async fn serve(self, ctx: ConnContext, stream: tokio::net::TcpStream, peer: SocketAddr) {
+        let (app, ready) = (self.app, self.ready);
+        serve_http(&ctx, stream, peer, move |req| {
+            admin::handle(Arc::clone(&app), Arc::clone(&ready), req)
+        })
+        .await
+    }
+}
+
+/// Runs `f` when dropped, however the scope ends.
+fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }
 
 /// The plain listener that sends every request to the HTTPS one.

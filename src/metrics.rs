@@ -1,0 +1,343 @@
+//! Prometheus metrics (prometheus-client).
+//!
+//! Recording must cost a request nothing measurable, so every labelled series a request can touch
+//! is resolved once at start-up into a plain handle (an `Arc` around an atomic): on the hot path a
+//! counter is one atomic add, a histogram a bucket search and two atomic adds. No label hashing,
+//! no lock, no allocation per request.
+
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::error::UpstreamFailure;
+use crate::session::store::Reject;
+
+const METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "OTHER",
+];
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+const FAILURES: [&str; 4] = ["connect", "connect_timeout", "timeout", "reset"];
+const REJECTS: [&str; 4] = ["tampered", "expired", "unknown", "too_large"];
+/// Store operations, in the order of [`StoreOp`].
+const STORE_OPS: [&str; 7] = [
+    "load",
+    "create",
+    "update",
+    "regenerate",
+    "destroy",
+    "cleanup",
+    "ping",
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabels {
+    driver: &'static str,
+    op: &'static str,
+}
+
+/// A store operation, for per-operation metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOp {
+    Load = 0,
+    Create,
+    Update,
+    Regenerate,
+    Destroy,
+    Cleanup,
+    Ping,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Vec<Counter>,
+    request_duration: Histogram,
+    upstream_duration: Histogram,
+    upstream_errors: Vec<Counter>,
+    sessions_created: Counter,
+    sessions_destroyed: Counter,
+    sessions_regenerated: Counter,
+    cookie_rejections: Vec<Counter>,
+    store_ops: Vec<Counter>,
+    store_errors: Vec<Counter>,
+    store_latency: Vec<Histogram>,
+    active_connections: Gauge<i64, std::sync::atomic::AtomicI64>,
+    tls_handshakes: Counter,
+    tls_failures: Counter,
+}
+
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    // 100µs .. ~13s
+    exponential_buckets(0.0001, 2.0, 18)
+}
+
+impl Metrics {
+    pub fn new(driver: &'static str) -> Metrics {
+        let mut registry = Registry::with_prefix("session_proxy");
+
+        let requests_family = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by method and status class",
+            requests_family.clone(),
+        );
+        let mut requests = Vec::with_capacity(METHODS.len() * CLASSES.len());
+        for method in METHODS {
+            for status in CLASSES {
+                requests.push(
+                    requests_family
+                        .get_or_create(&RequestLabels { method, status })
+                        .clone(),
+                );
+            }
+        }
+
+        let request_duration = Histogram::new(latency_buckets());
+        registry.register(
+            "request_duration_seconds",
+            "Time from request head to response head",
+            request_duration.clone(),
+        );
+        let upstream_duration = Histogram::new(latency_buckets());
+        registry.register(
+            "upstream_duration_seconds",
+            "Time the upstream took to send its response head",
+            upstream_duration.clone(),
+        );
+
+        let upstream_family = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "upstream_errors",
+            "Upstream failures by kind",
+            upstream_family.clone(),
+        );
+        let upstream_errors = FAILURES
+            .iter()
+            .map(|kind| upstream_family.get_or_create(&KindLabels { kind }).clone())
+            .collect();
+
+        let sessions_created = Counter::default();
+        registry.register(
+            "sessions_created",
+            "Sessions created",
+            sessions_created.clone(),
+        );
+        let sessions_destroyed = Counter::default();
+        registry.register(
+            "sessions_destroyed",
+            "Sessions destroyed by X-Session-Clear",
+            sessions_destroyed.clone(),
+        );
+        let sessions_regenerated = Counter::default();
+        registry.register(
+            "sessions_regenerated",
+            "Sessions given a new ID by X-Session-Regenerate",
+            sessions_regenerated.clone(),
+        );
+
+        let reject_family = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "cookie_rejections",
+            "Session cookies that yielded no session, by reason",
+            reject_family.clone(),
+        );
+        let cookie_rejections = REJECTS
+            .iter()
+            .map(|reason| {
+                reject_family
+                    .get_or_create(&ReasonLabels { reason })
+                    .clone()
+            })
+            .collect();
+
+        let ops_family = Family::<StoreLabels, Counter>::default();
+        registry.register(
+            "store_operations",
+            "Session store operations by driver and operation",
+            ops_family.clone(),
+        );
+        let errors_family = Family::<StoreLabels, Counter>::default();
+        registry.register(
+            "store_errors",
+            "Failed session store operations by driver and operation",
+            errors_family.clone(),
+        );
+        let latency_family = Family::<StoreLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(latency_buckets())
+        });
+        registry.register(
+            "store_duration_seconds",
+            "Session store operation latency by driver and operation",
+            latency_family.clone(),
+        );
+        let labels = |op| StoreLabels { driver, op };
+        let store_ops = STORE_OPS
+            .iter()
+            .map(|op| ops_family.get_or_create(&labels(op)).clone())
+            .collect();
+        let store_errors = STORE_OPS
+            .iter()
+            .map(|op| errors_family.get_or_create(&labels(op)).clone())
+            .collect();
+        let store_latency = STORE_OPS
+            .iter()
+            .map(|op| latency_family.get_or_create(&labels(op)).clone())
+            .collect();
+
+        let active_connections = Gauge::default();
+        registry.register(
+            "active_connections",
+            "Client connections open now",
+            active_connections.clone(),
+        );
+        let tls_handshakes = Counter::default();
+        registry.register(
+            "tls_handshakes",
+            "Completed TLS handshakes",
+            tls_handshakes.clone(),
+        );
+        let tls_failures = Counter::default();
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed or timed out",
+            tls_failures.clone(),
+        );
+
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            upstream_duration,
+            upstream_errors,
+            sessions_created,
+            sessions_destroyed,
+            sessions_regenerated,
+            cookie_rejections,
+            store_ops,
+            store_errors,
+            store_latency,
+            active_connections,
+            tls_handshakes,
+            tls_failures,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    pub fn request(&self, method: &Method, status: StatusCode, elapsed: Duration) {
+        let m = METHODS
+            .iter()
+            .position(|m| *m == method.as_str())
+            .unwrap_or(METHODS.len() - 1);
+        let c = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
+        self.requests[m * CLASSES.len() + c].inc();
+        self.request_duration.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn upstream(&self, elapsed: Duration) {
+        self.upstream_duration.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn upstream_error(&self, kind: UpstreamFailure) {
+        let i = FAILURES
+            .iter()
+            .position(|k| *k == kind.as_str())
+            .unwrap_or(FAILURES.len() - 1);
+        self.upstream_errors[i].inc();
+    }
+
+    pub fn session_created(&self) {
+        self.sessions_created.inc();
+    }
+    pub fn session_destroyed(&self) {
+        self.sessions_destroyed.inc();
+    }
+    pub fn session_regenerated(&self) {
+        self.sessions_regenerated.inc();
+    }
+
+    pub fn cookie_rejected(&self, reason: Reject) {
+        self.cookie_rejections[reason as usize].inc();
+    }
+
+    pub fn cookie_too_large(&self) {
+        self.cookie_rejections[3].inc();
+    }
+
+    pub fn store_op(&self, op: StoreOp, elapsed: Duration, ok: bool) {
+        let i = op as usize;
+        self.store_ops[i].inc();
+        if !ok {
+            self.store_errors[i].inc();
+        }
+        self.store_latency[i].observe(elapsed.as_secs_f64());
+    }
+
+    pub fn connection_opened(&self) {
+        self.active_connections.inc();
+    }
+    pub fn connection_closed(&self) {
+        self.active_connections.dec();
+    }
+
+    pub fn tls_handshake(&self, ok: bool) {
+        if ok {
+            self.tls_handshakes.inc();
+        } else {
+            self.tls_failures.inc();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_known_series() {
+        let m = Metrics::new("cookie");
+        m.request(&Method::GET, StatusCode::OK, Duration::from_millis(3));
+        m.request(
+            &Method::from_bytes(b"PURGE").unwrap(),
+            StatusCode::BAD_GATEWAY,
+            Duration::ZERO,
+        );
+        m.cookie_rejected(Reject::Expired);
+        m.store_op(StoreOp::Load, Duration::from_micros(50), false);
+        let text = m.render();
+        assert!(
+            text.contains("session_proxy_requests_total{method=\"GET\",status=\"2xx\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("session_proxy_requests_total{method=\"OTHER\",status=\"5xx\"} 1"));
+        assert!(text.contains("session_proxy_cookie_rejections_total{reason=\"expired\"} 1"));
+        assert!(text.contains("session_proxy_store_errors_total{driver=\"cookie\",op=\"load\"} 1"));
+    }
+}
