@@ -148,6 +148,29 @@ impl TestProxy {
         }
     }
 
+    /// The address a log line with this message reported (e.g. the admin listener's).
+    pub fn logged_addr(&self, message_prefix: &str) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            for line in self.logs() {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+                let msg = v.get("message").and_then(|m| m.as_str()).unwrap_or("");
+                if msg.starts_with(message_prefix) {
+                    if let Some(addr) = v.get("addr").and_then(|a| a.as_str()) {
+                        return addr.parse().unwrap();
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no log line {message_prefix:?} with an addr");
+    }
+
+    /// The admin listener's address (configure `admin_listen: 127.0.0.1:0`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.logged_addr("admin listener")
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
