@@ -47,9 +47,9 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Upstream(#[from] UpstreamSetupError),
-    #[error("session store: {0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("tls: {0}")]
+    #[error(transparent)]
     Tls(#[from] TlsError),
 }
 

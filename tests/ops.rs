@@ -49,20 +49,58 @@ async fn metrics_count_known_traffic() {
     assert_eq!(get(dead.addr, "/", &[]).await.status, 502);
 
     let m = get(admin, "/metrics", &[]).await.text();
-    assert_eq!(sample(&m, "session_proxy_requests_total{method=\"GET\",status=\"2xx\"}"), 6.0);
-    assert_eq!(sample(&m, "session_proxy_requests_total{method=\"GET\",status=\"4xx\"}"), 1.0);
-    assert_eq!(sample(&m, "session_proxy_request_duration_seconds_count"), 7.0);
-    assert_eq!(sample(&m, "session_proxy_upstream_duration_seconds_count"), 7.0);
+    assert_eq!(
+        sample(
+            &m,
+            "session_proxy_requests_total{method=\"GET\",status=\"2xx\"}"
+        ),
+        6.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "session_proxy_requests_total{method=\"GET\",status=\"4xx\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(&m, "session_proxy_request_duration_seconds_count"),
+        7.0
+    );
+    assert_eq!(
+        sample(&m, "session_proxy_upstream_duration_seconds_count"),
+        7.0
+    );
     // Created at /login (then regenerated in the same response counts as a creation only).
     assert_eq!(sample(&m, "session_proxy_sessions_created_total"), 1.0);
     assert_eq!(sample(&m, "session_proxy_sessions_destroyed_total"), 1.0);
-    assert_eq!(sample(&m, "session_proxy_cookie_rejections_total{reason=\"tampered\"}"), 1.0);
-    assert!(sample(&m, "session_proxy_store_operations_total{driver=\"memory\",op=\"load\"}") >= 5.0);
+    assert_eq!(
+        sample(
+            &m,
+            "session_proxy_cookie_rejections_total{reason=\"tampered\"}"
+        ),
+        1.0
+    );
+    assert!(
+        sample(
+            &m,
+            "session_proxy_store_operations_total{driver=\"memory\",op=\"load\"}"
+        ) >= 5.0
+    );
     assert!(m.contains("session_proxy_active_connections"));
 
     let dm = get(dead.admin_addr(), "/metrics", &[]).await.text();
-    assert_eq!(sample(&dm, "session_proxy_upstream_errors_total{kind=\"connect\"}"), 1.0);
-    assert_eq!(sample(&dm, "session_proxy_requests_total{method=\"GET\",status=\"5xx\"}"), 1.0);
+    assert_eq!(
+        sample(&dm, "session_proxy_upstream_errors_total{kind=\"connect\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &dm,
+            "session_proxy_requests_total{method=\"GET\",status=\"5xx\"}"
+        ),
+        1.0
+    );
 }
 
 #[tokio::test]
@@ -125,7 +163,10 @@ async fn no_secret_or_cookie_value_is_ever_logged() {
     let redis_password = "hunter2-redis-password";
     let up = TestUpstream::with(session_app()).await;
     let proxy = ProxyBuilder::new(&up.url())
-        .set("sessions.previous_secrets", &format!("[\"{OTHER_SECRET}\"]"))
+        .set(
+            "sessions.previous_secrets",
+            &format!("[\"{OTHER_SECRET}\"]"),
+        )
         .set(
             "redis.url",
             &format!("\"redis://user:{redis_password}@127.0.0.1:1/0\""),
@@ -140,9 +181,22 @@ async fn no_secret_or_cookie_value_is_ever_logged() {
     get_with_cookie(proxy.addr, "/", "session_id", "tampered-value-xyz").await;
     std::thread::sleep(Duration::from_millis(200));
     let logs = proxy.logs_text();
-    assert!(logs.contains("\"status\":200"), "access log present:\n{logs}");
-    for secret in [SECRET, OTHER_SECRET, redis_password, cookie.as_str(), session_id.as_str(), "tampered-value-xyz"] {
-        assert!(!logs.contains(secret), "{secret} leaked into the logs:\n{logs}");
+    assert!(
+        logs.contains("\"status\":200"),
+        "access log present:\n{logs}"
+    );
+    for secret in [
+        SECRET,
+        OTHER_SECRET,
+        redis_password,
+        cookie.as_str(),
+        session_id.as_str(),
+        "tampered-value-xyz",
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "{secret} leaked into the logs:\n{logs}"
+        );
     }
 
     let (code, out, err) = run_cli(&proxy_yaml_with_secret(), &["check"], &[]);

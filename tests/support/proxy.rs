@@ -153,7 +153,9 @@ impl TestProxy {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             for line in self.logs() {
-                let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
                 let msg = v.get("message").and_then(|m| m.as_str()).unwrap_or("");
                 if msg.starts_with(message_prefix) {
                     if let Some(addr) = v.get("addr").and_then(|a| a.as_str()) {
