@@ -16,7 +16,7 @@ use crate::session::SessionLayer;
 /// Everything a request needs, shared by all connections.
 pub struct App {
     pub session: SessionLayer,
-    pub upstream: Upstream,
+    pub upstream: Arc<Upstream>,
     pub metrics: Arc<Metrics>,
 }
 

@@ -16,6 +16,7 @@
 //! - [`error`] is the one place where failures become HTTP statuses.
 //! - [`metrics`] holds the Prometheus series; [`admin`] serves them with `/healthz` and `/readyz`
 //!   on a separate listener.
+//! - [`reload`] applies a changed `proxy.yaml` on SIGHUP without dropping connections.
 //! - [`config`] turns `proxy.yaml` plus the environment into a validated [`config::Config`].
 //! - [`tls`] loads and hot-reloads the certificate for HTTPS listeners.
 //! - [`telemetry`] sets up logging.
@@ -27,6 +28,7 @@ pub mod error;
 pub mod handler;
 pub mod metrics;
 pub mod proxy;
+pub mod reload;
 pub mod server;
 pub mod session;
 pub mod telemetry;

@@ -103,14 +103,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(cleanup(&config))
         }
         Command::Serve { listen, upstream } => {
-            let config = Config::load(&cli.config, &Overrides { listen, upstream })?;
-            runtime()?.block_on(serve(config))?;
+            let overrides = Overrides { listen, upstream };
+            let config = Config::load(&cli.config, &overrides)?;
+            runtime()?.block_on(serve(config, cli.config, overrides))?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, path: PathBuf, overrides: Overrides) -> anyhow::Result<()> {
     let server = Server::bind(&config).await?;
     tracing::info!(
         addr = %server.local_addr(),
@@ -125,17 +126,26 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!(%addr, "redirecting plain HTTP to HTTPS");
     }
     #[cfg(unix)]
-    if let Some(tls) = server.tls() {
+    {
+        let reloader = server.reloader(path, overrides, config);
         tokio::spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};
             let Ok(mut hup) = signal(SignalKind::hangup()) else {
                 return;
             };
             while hup.recv().await.is_some() {
-                match tls.reload() {
-                    Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                match reloader.reload() {
+                    Ok(done) => {
+                        tracing::info!("SIGHUP: configuration reloaded");
+                        if done.tls_reloaded {
+                            tracing::info!("SIGHUP: TLS certificate reloaded");
+                        }
+                        for setting in done.needs_restart {
+                            tracing::warn!(setting, "SIGHUP: this setting changed but needs a restart; the running value stays");
+                        }
+                    }
                     Err(e) => {
-                        tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the previous certificate")
+                        tracing::error!(error = %e, "SIGHUP: reload failed; keeping the previous configuration and certificate")
                     }
                 }
             }

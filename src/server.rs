@@ -12,6 +12,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,11 +26,14 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::admin::{self, Readiness};
-use crate::config::{Config, LimitsConfig};
+use arc_swap::ArcSwap;
+
+use crate::config::{Config, LimitsConfig, Overrides};
 use crate::error::{plain, ResponseBody};
 use crate::handler::{self, App};
 use crate::metrics::Metrics;
 use crate::proxy::{ClientInfo, Upstream, UpstreamSetupError};
+use crate::reload::Reloader;
 use crate::session::store::SessionStore;
 use crate::session::store::StoreError;
 use crate::session::SessionLayer;
@@ -58,7 +62,7 @@ pub struct Server {
     redirect: Option<TcpListener>,
     admin: Option<TcpListener>,
     ready: Arc<Readiness>,
-    app: Arc<App>,
+    app: Arc<ArcSwap<App>>,
     tls: Option<Arc<Tls>>,
     limits: LimitsConfig,
 }
@@ -72,11 +76,11 @@ impl Server {
             None => None,
         };
         let session = SessionLayer::from_config(&config.sessions, &config.redis)?;
-        let app = Arc::new(App {
+        let app = Arc::new(ArcSwap::from_pointee(App {
             metrics: Arc::new(Metrics::new(session.store().driver())),
             session,
-            upstream: Upstream::new(&config.upstream)?,
-        });
+            upstream: Arc::new(Upstream::new(&config.upstream)?),
+        }));
         let listener = bind(config.listen).await?;
         let redirect = match config.tls.as_ref().and_then(|t| t.redirect_http) {
             Some(addr) => Some(bind(addr).await?),
@@ -111,13 +115,20 @@ impl Server {
         self.redirect.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The pipeline requests run through now.
     pub fn app(&self) -> Arc<App> {
-        Arc::clone(&self.app)
+        self.app.load_full()
     }
 
-    /// The handle that reloads the certificate (SIGHUP).
-    pub fn tls(&self) -> Option<Arc<Tls>> {
-        self.tls.clone()
+    /// The handle that re-reads `path` and applies it live (SIGHUP).
+    pub fn reloader(&self, path: PathBuf, overrides: Overrides, config: Config) -> Reloader {
+        Reloader::new(
+            path,
+            overrides,
+            config,
+            Arc::clone(&self.app),
+            self.tls.clone(),
+        )
     }
 
     /// Serves until `shutdown` resolves, then drains in-flight requests (bounded by
@@ -248,21 +259,21 @@ impl AcceptContext {
 
 /// The public listener: the proxy itself.
 struct Public {
-    app: Arc<App>,
+    app: Arc<ArcSwap<App>>,
     tls: Option<Arc<Tls>>,
 }
 
 impl Listen for Public {
     async fn serve(self, ctx: ConnContext, stream: tokio::net::TcpStream, peer: SocketAddr) {
         let app = self.app;
-        let metrics = Arc::clone(&app.metrics);
+        let metrics = Arc::clone(&app.load().metrics);
         metrics.connection_opened();
         let _open = scopeguard(move || metrics.connection_closed());
         match self.tls {
             None => {
                 let info = ClientInfo { peer, tls: false };
                 serve_http(&ctx, stream, peer, move |req| {
-                    handler::handle(Arc::clone(&app), req, info)
+                    handler::handle(app.load_full(), req, info)
                 })
                 .await
             }
@@ -286,7 +297,7 @@ impl Listen for Public {
                 };
                 let info = ClientInfo { peer, tls: true };
                 serve_http(&ctx, stream, peer, move |req| {
-                    handler::handle(Arc::clone(&app), req, info)
+                    handler::handle(app.load_full(), req, info)
                 })
                 .await
             }
@@ -296,7 +307,7 @@ impl Listen for Public {
 
 /// The admin listener.
 struct Admin {
-    app: Arc<App>,
+    app: Arc<ArcSwap<App>>,
     ready: Arc<Readiness>,
 }
 
@@ -304,7 +315,7 @@ impl Listen for Admin {
     async fn serve(self, ctx: ConnContext, stream: tokio::net::TcpStream, peer: SocketAddr) {
         let (app, ready) = (self.app, self.ready);
         serve_http(&ctx, stream, peer, move |req| {
-            admin::handle(Arc::clone(&app), Arc::clone(&ready), req)
+            admin::handle(app.load_full(), Arc::clone(&ready), req)
         })
         .await
     }

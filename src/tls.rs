@@ -38,8 +38,8 @@ pub enum TlsError {
 
 /// The TLS side of the listener, reloadable in place.
 pub struct Tls {
-    cert: PathBuf,
-    key: PathBuf,
+    /// The files to re-read on reload; a config reload may point at new ones.
+    files: std::sync::Mutex<(PathBuf, PathBuf)>,
     current: ArcSwap<ServerConfig>,
 }
 
@@ -47,8 +47,7 @@ impl Tls {
     pub fn load(cfg: &TlsConfig) -> Result<Tls, TlsError> {
         let config = server_config(&cfg.cert, &cfg.key)?;
         Ok(Tls {
-            cert: cfg.cert.clone(),
-            key: cfg.key.clone(),
+            files: std::sync::Mutex::new((cfg.cert.clone(), cfg.key.clone())),
             current: ArcSwap::from_pointee(config),
         })
     }
@@ -60,8 +59,16 @@ impl Tls {
 
     /// Re-reads the certificate and key. On error the old pair stays in use.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let config = server_config(&self.cert, &self.key)?;
-        self.current.store(Arc::new(config));
+        let (cert, key) = self.files.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.current.store(Arc::new(server_config(&cert, &key)?));
+        Ok(())
+    }
+
+    /// Loads the files `cfg` names (perhaps new paths) and, on success, uses them from now on.
+    pub fn reload_from(&self, cfg: &TlsConfig) -> Result<(), TlsError> {
+        self.current
+            .store(Arc::new(server_config(&cfg.cert, &cfg.key)?));
+        *self.files.lock().unwrap_or_else(|p| p.into_inner()) = (cfg.cert.clone(), cfg.key.clone());
         Ok(())
     }
 }

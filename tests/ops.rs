@@ -208,3 +208,43 @@ async fn no_secret_or_cookie_value_is_ever_logged() {
 fn proxy_yaml_with_secret() -> String {
     format!("upstream:\n  url: http://127.0.0.1:9\nsessions:\n  secret: \"{SECRET}\"\n")
 }
+
+#[tokio::test]
+async fn sighup_reloads_live_settings_and_rejects_a_bad_file() {
+    let up = TestUpstream::with(session_app()).await;
+    let builder = ProxyBuilder::new(&up.url()).driver("memory");
+    let proxy = builder.start();
+    let login = get(proxy.addr, "/login", &[]).await;
+    let old_cookie = login.cookie("session_id").expect("old cookie name");
+
+    // A live setting: the cookie name.
+    let yaml = std::fs::read_to_string(&proxy.config_path).unwrap();
+    let renamed = yaml.replace("driver: memory", "driver: memory\n  cookie_name: sid2");
+    assert_ne!(yaml, renamed);
+    std::fs::write(&proxy.config_path, &renamed).unwrap();
+    proxy.signal("HUP");
+    assert!(proxy.wait_for_log("configuration reloaded", Duration::from_secs(5)));
+    let login = get(proxy.addr, "/login", &[]).await;
+    assert!(login.cookie("sid2").is_some(), "{:?}", login.set_cookies());
+    // The memory store survived the reload: the old session is still there under the new name.
+    let who = get_with_cookie(proxy.addr, "/", "sid2", &old_cookie).await;
+    assert_eq!(who.status, 200);
+    assert!(up.last().header("x-session-user").is_some());
+
+    // A restart-only setting is reported, not silently ignored.
+    std::fs::write(
+        &proxy.config_path,
+        renamed.replace("listen: 127.0.0.1:0", "listen: 127.0.0.1:1"),
+    )
+    .unwrap();
+    proxy.signal("HUP");
+    assert!(proxy.wait_for_log("needs a restart", Duration::from_secs(5)));
+    assert_eq!(get(proxy.addr, "/", &[]).await.status, 200);
+
+    // An invalid file is rejected whole; the old config stays.
+    std::fs::write(&proxy.config_path, "upstream: [nonsense\n").unwrap();
+    proxy.signal("HUP");
+    assert!(proxy.wait_for_log("reload failed", Duration::from_secs(5)));
+    let login = get(proxy.addr, "/login", &[]).await;
+    assert!(login.cookie("sid2").is_some());
+}

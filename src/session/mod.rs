@@ -56,14 +56,15 @@ pub struct Outcome {
 }
 
 pub struct SessionLayer {
-    store: Store,
+    /// Shared so a config reload can keep the same store (memory sessions, Redis connections).
+    store: Arc<Store>,
     spec: CookieSpec,
     max_age: Duration,
     idle_timeout: Option<Duration>,
 }
 
 impl SessionLayer {
-    pub fn new(store: Store, cfg: &SessionConfig) -> SessionLayer {
+    pub fn new(store: Arc<Store>, cfg: &SessionConfig) -> SessionLayer {
         SessionLayer {
             store,
             spec: CookieSpec::new(cfg),
@@ -87,11 +88,15 @@ impl SessionLayer {
             Driver::Memory => Store::Memory(store::memory::MemoryStore::new(cfg.idle_timeout)),
             Driver::Redis => Store::Redis(store::redis::RedisStore::new(redis, cfg.idle_timeout)?),
         };
-        Ok(SessionLayer::new(store, cfg))
+        Ok(SessionLayer::new(Arc::new(store), cfg))
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn shared_store(&self) -> Arc<Store> {
+        Arc::clone(&self.store)
     }
 
     pub fn cookie_name(&self) -> &str {

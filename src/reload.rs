@@ -1,0 +1,150 @@
+//! Live configuration reload (SIGHUP).
+//!
+//! The request pipeline ([`App`]) sits behind an `ArcSwap`: each request takes the current one, a
+//! reload builds a new one and swaps it in, and requests already running finish on the old one.
+//!
+//! What reloads live: `upstream.*`, the cookie attributes and lifetimes, the secrets (cookie
+//! store), and the TLS certificate files. What needs a restart, because it is bound to sockets or
+//! to state that must not be thrown away: `listen`, `admin_listen`, `tls.redirect_http`, turning TLS
+//! on or off, `sessions.driver`, the `redis` section, `sessions.idle_timeout` of a server-side store
+//! and `limits`. A reload that changes one of those logs a warning naming it and keeps the running
+//! value; an invalid file is rejected whole with an error log, and the old config stays.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use crate::config::{Config, ConfigError, Driver, Overrides};
+use crate::handler::App;
+use crate::proxy::{Upstream, UpstreamSetupError};
+use crate::session::store::StoreError;
+use crate::session::SessionLayer;
+use crate::tls::{Tls, TlsError};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamSetupError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// What a successful reload did.
+#[derive(Debug, Default)]
+pub struct Reloaded {
+    /// Settings that changed in the file but need a restart to take effect.
+    pub needs_restart: Vec<&'static str>,
+    /// The certificate and key were read again.
+    pub tls_reloaded: bool,
+}
+
+pub struct Reloader {
+    path: PathBuf,
+    overrides: Overrides,
+    current: Mutex<Config>,
+    app: Arc<ArcSwap<App>>,
+    tls: Option<Arc<Tls>>,
+}
+
+impl Reloader {
+    pub fn new(
+        path: PathBuf,
+        overrides: Overrides,
+        config: Config,
+        app: Arc<ArcSwap<App>>,
+        tls: Option<Arc<Tls>>,
+    ) -> Reloader {
+        Reloader {
+            path,
+            overrides,
+            current: Mutex::new(config),
+            app,
+            tls,
+        }
+    }
+
+    /// Re-reads the file (and the environment) and applies what can be applied live.
+    pub fn reload(&self) -> Result<Reloaded, ReloadError> {
+        let new = Config::load(&self.path, &self.overrides)?;
+        let old = self
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut done = Reloaded::default();
+        let mut note = |changed: bool, what: &'static str| {
+            if changed {
+                done.needs_restart.push(what);
+            }
+        };
+        note(old.listen != new.listen, "listen");
+        note(old.admin_listen != new.admin_listen, "admin_listen");
+        note(old.tls.is_some() != new.tls.is_some(), "tls (on/off)");
+        note(
+            old.tls.as_ref().and_then(|t| t.redirect_http)
+                != new.tls.as_ref().and_then(|t| t.redirect_http),
+            "tls.redirect_http",
+        );
+        note(
+            old.sessions.driver != new.sessions.driver,
+            "sessions.driver",
+        );
+        let server_side = old.sessions.driver != Driver::Cookie;
+        note(
+            server_side && old.sessions.idle_timeout != new.sessions.idle_timeout,
+            "sessions.idle_timeout",
+        );
+        note(
+            serde_yaml::to_string(&old.redis).ok() != serde_yaml::to_string(&new.redis).ok(),
+            "redis",
+        );
+        note(
+            serde_yaml::to_string(&old.limits).ok() != serde_yaml::to_string(&new.limits).ok(),
+            "limits",
+        );
+
+        // Build everything before swapping anything, so a failure changes nothing.
+        let current = self.app.load_full();
+        let mut sessions = new.sessions.clone();
+        sessions.driver = old.sessions.driver;
+        if server_side {
+            sessions.idle_timeout = old.sessions.idle_timeout;
+        }
+        let session = if sessions.driver == Driver::Cookie {
+            SessionLayer::from_config(&sessions, &old.redis)?
+        } else {
+            SessionLayer::new(current.session.shared_store(), &sessions)
+        };
+        let upstream = if serde_yaml::to_string(&old.upstream).ok()
+            == serde_yaml::to_string(&new.upstream).ok()
+        {
+            Arc::clone(&current.upstream)
+        } else {
+            Arc::new(Upstream::new(&new.upstream)?)
+        };
+        if let (Some(tls), Some(cfg)) = (&self.tls, &new.tls) {
+            tls.reload_from(cfg)?;
+            done.tls_reloaded = true;
+        }
+        self.app.store(Arc::new(App {
+            session,
+            upstream,
+            metrics: Arc::clone(&current.metrics),
+        }));
+
+        let mut applied = new;
+        applied.listen = old.listen;
+        applied.admin_listen = old.admin_listen;
+        applied.sessions.driver = old.sessions.driver;
+        applied.redis = old.redis;
+        applied.limits = old.limits;
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = applied;
+        Ok(done)
+    }
+}
