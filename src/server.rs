@@ -28,14 +28,14 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::admin::{self, Readiness};
 use arc_swap::ArcSwap;
 
-use crate::config::{Config, LimitsConfig, Overrides};
+use crate::config::{Config, Driver, LimitsConfig, Overrides};
 use crate::error::{plain, ResponseBody};
 use crate::handler::{self, App};
 use crate::metrics::Metrics;
 use crate::proxy::{ClientInfo, Upstream, UpstreamSetupError};
 use crate::reload::Reloader;
-use crate::session::store::SessionStore;
 use crate::session::store::StoreError;
+use crate::session::store::{now_millis, SessionStore};
 use crate::session::SessionLayer;
 use crate::tls::{Tls, TlsError};
 
@@ -65,6 +65,7 @@ pub struct Server {
     app: Arc<ArcSwap<App>>,
     tls: Option<Arc<Tls>>,
     limits: LimitsConfig,
+    sweep_every: Option<Duration>,
 }
 
 impl Server {
@@ -95,6 +96,18 @@ impl Server {
             redirect,
             admin,
             ready: Arc::new(Readiness::default()),
+            sweep_every: match config.sessions.driver {
+                Driver::Cookie => None,
+                // The memory store has nothing else to evict expired sessions.
+                Driver::Memory => Some(
+                    config
+                        .sessions
+                        .cleanup_interval
+                        .unwrap_or(Duration::from_secs(60)),
+                ),
+                // Redis TTLs do the work; the sweep only catches keys that lost their TTL.
+                Driver::Redis => config.sessions.cleanup_interval,
+            },
             app,
             tls,
             limits: config.limits.clone(),
@@ -148,6 +161,30 @@ impl Server {
         };
 
         let mut loops = tokio::task::JoinSet::new();
+        if let Some(every) = self.sweep_every {
+            let app = Arc::clone(&self.app);
+            let mut stop = stop_rx.clone();
+            loops.spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        _ = tick.tick() => {}
+                    }
+                    let store = app.load().session.shared_store();
+                    match store.cleanup(now_millis()).await {
+                        Ok(r) if r.removed > 0 => tracing::info!(
+                            removed = r.removed,
+                            scanned = r.scanned,
+                            "swept expired sessions"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+                    }
+                }
+            });
+        }
         if let Some(redirect) = self.redirect {
             let https_port = self.listener.local_addr().map(|a| a.port()).unwrap_or(443);
             let ctx = context(self.limits.max_connections);
