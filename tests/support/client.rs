@@ -171,7 +171,10 @@ pub fn head_headers(head: &str, name: &str) -> Vec<String> {
 }
 
 /// Reads until EOF (true) or until `within` passes (false).
-pub async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+pub async fn closed_within(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    within: Duration,
+) -> bool {
     let deadline = tokio::time::Instant::now() + within;
     let mut buf = [0u8; 8192];
     loop {
