@@ -10,6 +10,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,7 +110,14 @@ impl Server {
             };
             let _ = stream.set_nodelay(true);
             let info = ClientInfo { peer, tls: false };
-            let conn = serve_connection(&builder, &graceful, Arc::clone(&self.app), stream, info);
+            let conn = serve_connection(
+                &builder,
+                &graceful,
+                Arc::clone(&self.app),
+                stream,
+                info,
+                self.limits.header_read_timeout,
+            );
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, %peer, "connection ended with an error");
@@ -153,18 +161,37 @@ fn serve_connection<IO>(
     app: Arc<App>,
     io: IO,
     info: ClientInfo,
+    header_read_timeout: Duration,
 ) -> impl Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>> + Send + 'static
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let first_request = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&first_request);
     let service = service_fn(move |req| {
+        seen.store(true, Ordering::Release);
         let app = Arc::clone(&app);
         async move { Ok::<_, Infallible>(handler::handle(app, req, info).await) }
     });
     let conn = builder
         .serve_connection_with_upgrades(TokioIo::new(io), service)
         .into_owned();
-    graceful.watch(conn)
+    let conn = graceful.watch(conn);
+    // hyper's header_read_timeout only starts once the auto builder has told HTTP/1 from HTTP/2,
+    // and that detection waits without a deadline for the first bytes (up to the 24-byte h2
+    // preface). So a client that connects and sends nothing, or a slow partial preface, would
+    // hold its connection slot forever. Bound the time to the first complete request head.
+    async move {
+        tokio::pin!(conn);
+        tokio::select! {
+            res = &mut conn => return res,
+            _ = tokio::time::sleep(header_read_timeout) => {}
+        }
+        if !first_request.load(Ordering::Acquire) {
+            return Err("no request head within limits.header_read_timeout".into());
+        }
+        conn.await
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

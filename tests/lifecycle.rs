@@ -43,7 +43,10 @@ async fn trickling_header_is_disconnected_while_others_are_served() {
         closed_within(&mut read, Duration::from_secs(6)).await,
         "the trickling client was still connected after 6s"
     );
-    eprintln!("trickler cut off {:?} after the check started", started.elapsed());
+    eprintln!(
+        "trickler cut off {:?} after the check started",
+        started.elapsed()
+    );
     trickle.abort();
     assert!(
         up.seen().iter().all(|s| s.uri.path() != "/slow"),
@@ -96,7 +99,10 @@ async fn drains_on(signal: &str) {
     // Wait until the upstream holds the request, then signal.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while up.seen().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "request never reached the upstream");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "request never reached the upstream"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     proxy.signal(signal);
