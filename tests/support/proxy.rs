@@ -235,6 +235,7 @@ pub fn run_cli(yaml: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String,
         .arg(&config)
         .args(args)
         .env_remove("SESSION_PROXY_CONFIG")
+        .env_remove("SESSION_SECRET")
         .envs(env.iter().copied())
         .output()
         .unwrap();
