@@ -514,3 +514,50 @@ async fn upstream_connections_are_pooled() {
         "{N} sequential requests opened {conns} upstream connections"
     );
 }
+
+/// `X-Forwarded-Proto` and `X-Forwarded-Host` are the proxy's to set: a client's own values never
+/// reach the upstream, even on a request without a Host header (HTTP/1.0).
+#[tokio::test]
+async fn client_cannot_spoof_forwarded_proto_or_host() {
+    let up = TestUpstream::start().await;
+    let proxy = ProxyBuilder::new(&up.url()).start();
+    let res = get(
+        proxy.addr,
+        "/spoof",
+        &[
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil.example"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    let seen = up.last();
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(seen.headers.get_all("x-forwarded-proto").iter().count(), 1);
+    assert_eq!(
+        seen.header("x-forwarded-host"),
+        Some(proxy.addr.to_string().as_str())
+    );
+
+    let (out, _) = raw_until_close(
+        proxy.addr,
+        b"GET /no-host HTTP/1.0\r\nX-Forwarded-Host: evil.example\r\nX-Forwarded-Proto: https\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"),
+        "{out}"
+    );
+    let seen = up.last();
+    assert_eq!(seen.uri.path(), "/no-host");
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert!(
+        seen.headers
+            .get_all("x-forwarded-host")
+            .iter()
+            .all(|v| v != "evil.example"),
+        "client's X-Forwarded-Host forwarded: {:?}",
+        seen.headers
+    );
+}
