@@ -148,8 +148,14 @@ impl Upstream {
                 PROTO_HTTP.clone()
             },
         );
-        if let Some(host) = &original_host {
-            headers.insert(X_FORWARDED_HOST, host.clone());
+        match &original_host {
+            Some(host) => {
+                headers.insert(X_FORWARDED_HOST, host.clone());
+            }
+            // No Host to report: never pass on a value the client made up.
+            None => {
+                headers.remove(X_FORWARDED_HOST);
+            }
         }
         headers.append(
             header::VIA,
