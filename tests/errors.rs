@@ -205,3 +205,35 @@ async fn broken_client_body_is_not_an_upstream_failure() {
         .unwrap();
     assert_eq!(&buf, b"HTTP/1.1 200");
 }
+
+/// `upstream.max_body`: a declared length over the limit is refused up front, and a chunked body
+/// that grows past it mid-stream is cut off; both 413, neither a warn line.
+#[tokio::test]
+async fn body_over_max_body_is_413() {
+    let up = RawUpstream::start(Mode::Answer(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+    ))
+    .await;
+    let proxy = ProxyBuilder::new(&up.url())
+        .set("upstream.max_body", "1000")
+        .start();
+    let declared = raw(
+        proxy.addr,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(declared.starts_with("HTTP/1.1 413"), "{declared}");
+
+    let mut chunked = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..10 {
+        chunked.extend_from_slice(b"200\r\n");
+        chunked.extend_from_slice(&[b'a'; 0x200]);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let streamed = raw(proxy.addr, &chunked, Duration::from_secs(5)).await;
+    assert!(streamed.starts_with("HTTP/1.1 413"), "{streamed}");
+    assert!(proxy.logs_at("WARN").is_empty(), "{}", proxy.logs_text());
+    proxy.assert_no_panic();
+}
