@@ -561,3 +561,45 @@ async fn client_cannot_spoof_forwarded_proto_or_host() {
         seen.headers
     );
 }
+
+/// An upgrade the upstream declines is an ordinary response, and the client connection stays
+/// usable for the next request.
+#[tokio::test]
+async fn declined_upgrade_is_an_ordinary_response() {
+    let up = TestUpstream::with(|seen| {
+        if seen.header("upgrade").is_some() {
+            Reply::ok().status(426).body("no thanks")
+        } else {
+            Reply::ok()
+        }
+    })
+    .await;
+    let proxy = ProxyBuilder::new(&up.url()).start();
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: echo-protocol\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = read_response_head(&mut stream, Duration::from_secs(10)).await;
+    assert!(head.starts_with("HTTP/1.1 426"), "{head}");
+    assert!(head_headers(&head, "upgrade").is_empty(), "{head}");
+    let len: usize = head_headers(&head, "content-length")[0].parse().unwrap();
+    let mut body = body;
+    while body.len() < len {
+        let mut more = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut more))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0);
+        body.extend_from_slice(&more[..n]);
+    }
+    assert_eq!(body, b"no thanks");
+    stream
+        .write_all(b"GET /next HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, _) = read_response_head(&mut stream, Duration::from_secs(10)).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    proxy.assert_no_panic();
+}
