@@ -12,7 +12,8 @@ use std::time::Duration;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Request, Response, StatusCode, Uri, Version};
-use http_body_util::{LengthLimitError, Limited};
+use http_body_util::combinators::MapErr;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -24,8 +25,14 @@ use rustls_pki_types::CertificateDer;
 use crate::config::UpstreamConfig;
 use crate::error::{ProxyError, UpstreamFailure};
 
-/// The body sent upstream: the client's, streamed, with the optional size cap.
-pub type UpstreamBody = Limited<Incoming>;
+/// The body sent upstream: the client's, streamed, with the optional size cap. Errors reading the
+/// client's body are tagged [`ClientBodyError`] so they are not mistaken for upstream failures.
+pub type UpstreamBody = Limited<MapErr<Incoming, fn(hyper::Error) -> ClientBodyError>>;
+
+/// The client's request body broke (malformed chunking, or the client hung up mid-body).
+#[derive(Debug, thiserror::Error)]
+#[error("reading the client's request body: {0}")]
+pub struct ClientBodyError(#[source] pub hyper::Error);
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
@@ -145,8 +152,14 @@ impl Upstream {
                 PROTO_HTTP.clone()
             },
         );
-        if let Some(host) = &original_host {
-            headers.insert(X_FORWARDED_HOST, host.clone());
+        match &original_host {
+            Some(host) => {
+                headers.insert(X_FORWARDED_HOST, host.clone());
+            }
+            // No Host to report: never pass on a value the client made up.
+            None => {
+                headers.remove(X_FORWARDED_HOST);
+            }
         }
         headers.append(
             header::VIA,
@@ -197,6 +210,7 @@ impl Upstream {
         body: Incoming,
     ) -> Result<Response<Incoming>, ProxyError> {
         let limit = self.max_body.map_or(usize::MAX, |l| l as usize);
+        let body = body.map_err(ClientBodyError as fn(hyper::Error) -> ClientBodyError);
         let req = Request::from_parts(parts, Limited::new(body, limit));
         let response = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Ok(Ok(res)) => res,
@@ -254,6 +268,11 @@ impl Upstream {
             if find_source::<LengthLimitError>(&e).is_some() {
                 return ProxyError::BodyTooLarge { limit };
             }
+        }
+        if find_source::<ClientBodyError>(&e).is_some() {
+            // The client's side broke, not the upstream's: a 400 (if anyone is still listening),
+            // and no upstream-failure warning.
+            return ProxyError::BadRequest("the request body was malformed or cut short");
         }
         let kind = if e.is_connect() {
             match find_source::<std::io::Error>(&e) {

@@ -13,6 +13,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -156,6 +157,7 @@ impl Server {
                 stop: stop_rx.clone(),
                 _alive: alive_tx.clone(),
                 handshake_timeout: self.limits.tls_handshake_timeout,
+                header_read_timeout: self.limits.header_read_timeout,
             },
             permits: Arc::new(Semaphore::new(permits)),
         };
@@ -251,6 +253,7 @@ struct ConnContext {
     stop: watch::Receiver<bool>,
     _alive: mpsc::Sender<()>,
     handshake_timeout: Duration,
+    header_read_timeout: Duration,
 }
 
 /// How a listener turns an accepted TCP stream into served HTTP.
@@ -418,7 +421,10 @@ where
     F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
 {
+    let first_request = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&first_request);
     let service = service_fn(move |req| {
+        seen.store(true, Ordering::Release);
         let fut = handle(req);
         async move { Ok::<_, Infallible>(fut.await) }
     });
@@ -431,6 +437,13 @@ where
     if stopping {
         conn.as_mut().graceful_shutdown();
     }
+    // hyper's header_read_timeout only starts once the auto builder has told HTTP/1 from HTTP/2,
+    // and that detection waits without a deadline for the first bytes (up to the 24-byte h2
+    // preface). So a client that connects and sends nothing, or a slow partial preface, would hold
+    // its connection slot forever. Bound the time to the first complete request head.
+    let first_head = tokio::time::sleep(ctx.header_read_timeout);
+    tokio::pin!(first_head);
+    let mut first_head_due = true;
     loop {
         tokio::select! {
             result = conn.as_mut() => {
@@ -442,6 +455,13 @@ where
             _ = stop.changed(), if !stopping => {
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
+            }
+            _ = &mut first_head, if first_head_due => {
+                first_head_due = false;
+                if !first_request.load(Ordering::Acquire) {
+                    tracing::debug!(%peer, "no request head within limits.header_read_timeout; closing");
+                    return;
+                }
             }
         }
     }

@@ -99,3 +99,92 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// One request over a fresh HTTP/2 connection (h2c, prior knowledge). The request URI should be
+/// absolute (`http://host/path`): its authority becomes `:authority`.
+pub async fn send_h2(addr: SocketAddr, req: Request<Full<Bytes>>) -> Answer {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let work = async {
+        let res = sender.send_request(req).await.expect("proxy answered");
+        let (parts, body) = res.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), work)
+        .await
+        .expect("proxy answered in time")
+}
+
+/// Reads from `stream` until it holds a complete response head; returns the head (without the
+/// final blank line) and whatever body bytes came with it. Panics after `within`.
+pub async fn read_response_head(stream: &mut TcpStream, within: Duration) -> (String, Vec<u8>) {
+    let mut buf = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..i]).into_owned();
+            return (head, buf[i + 4..].to_vec());
+        }
+        let mut chunk = [0u8; 8192];
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
+            .await
+            .expect("response head in time")
+            .expect("read from proxy");
+        assert!(
+            n > 0,
+            "proxy closed before a full response head: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Every header name of a raw head (request or response), lower-cased.
+pub fn head_header_names(head: &str) -> Vec<String> {
+    head.split("\r\n")
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, _)| n.trim().to_ascii_lowercase())
+        .collect()
+}
+
+/// Every value of header `name` in a raw head.
+pub fn head_headers(head: &str, name: &str) -> Vec<String> {
+    head.split("\r\n")
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim().to_owned())
+        .collect()
+}
+
+/// Reads until EOF (true) or until `within` passes (false).
+pub async fn closed_within(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    within: Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut buf = [0u8; 8192];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}

@@ -4,13 +4,17 @@
 
 pub mod client;
 pub mod proxy;
+pub mod raw;
 pub mod redis;
+pub mod stream;
 pub mod tls;
 pub mod upstream;
 
 pub use client::*;
 pub use proxy::*;
+pub use raw::*;
 pub use redis::*;
+pub use stream::*;
 pub use upstream::*;
 
 /// A 32+ byte secret for tests. Never a real one.

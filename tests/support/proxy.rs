@@ -186,6 +186,21 @@ impl TestProxy {
         self.logs().join("\n")
     }
 
+    /// The log lines at `level` (e.g. "WARN"), parsed.
+    pub fn logs_at(&self, level: &str) -> Vec<serde_json::Value> {
+        self.logs()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v.get("level").and_then(|l| l.as_str()) == Some(level))
+            .collect()
+    }
+
+    /// Fails the test if the proxy panicked anywhere so far.
+    pub fn assert_no_panic(&self) {
+        let text = self.logs_text();
+        assert!(!text.contains("panicked"), "the proxy panicked:\n{text}");
+    }
+
     /// Waits up to `within` for a log line containing `needle`.
     pub fn wait_for_log(&self, needle: &str, within: Duration) -> bool {
         let deadline = Instant::now() + within;
@@ -245,6 +260,7 @@ pub fn run_cli(yaml: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String,
         .arg(&config)
         .args(args)
         .env_remove("SESSION_PROXY_CONFIG")
+        .env_remove("SESSION_SECRET")
         .envs(env.iter().copied())
         .output()
         .unwrap();

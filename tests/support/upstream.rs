@@ -35,6 +35,8 @@ pub struct Reply {
     pub status: StatusCode,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
+    /// How long to wait (after recording the request) before answering.
+    pub delay: std::time::Duration,
 }
 
 impl Reply {
@@ -43,6 +45,7 @@ impl Reply {
             status: StatusCode::OK,
             headers: Vec::new(),
             body: Bytes::from_static(b"hello from upstream"),
+            delay: std::time::Duration::ZERO,
         }
     }
     pub fn status(mut self, status: u16) -> Reply {
@@ -55,6 +58,10 @@ impl Reply {
     }
     pub fn body(mut self, body: impl Into<Bytes>) -> Reply {
         self.body = body.into();
+        self
+    }
+    pub fn delay(mut self, delay: std::time::Duration) -> Reply {
+        self.delay = delay;
         self
     }
 }
@@ -75,7 +82,7 @@ impl TestUpstream {
     }
 
     /// An upstream whose answer the test decides. Request bodies are read in full (tests that
-    /// need streaming use [`TestUpstream::counting`]).
+    /// need streaming use [`super::StreamUpstream`]).
     pub async fn with(handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> TestUpstream {
         let handler: Handler = Arc::new(handler);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -111,6 +118,7 @@ impl TestUpstream {
                             };
                             let reply = handler(&s);
                             seen.lock().unwrap().push(s);
+                            tokio::time::sleep(reply.delay).await;
                             let mut res = Response::new(Full::new(reply.body));
                             *res.status_mut() = reply.status;
                             for (n, v) in reply.headers {
