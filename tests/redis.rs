@@ -509,3 +509,71 @@ async fn round_trips_per_request() {
     assert!(writes.contains(&("evalsha".to_owned(), N)), "{writes:?}");
     assert!(writes.contains(&("hgetall".to_owned(), N)), "{writes:?}");
 }
+
+/// `user:password@` in the URL authenticates as an ACL user; a wrong password is a 503, and the
+/// password never reaches the logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acl_user_from_the_url() {
+    let redis = RedisServer::start_with(&[
+        "--user",
+        "app",
+        "on",
+        ">s3cret-pw",
+        "~session:*",
+        "&*",
+        "+@all",
+    ]);
+    let up = app().await;
+    let url = |pw: &str| format!("\"redis://app:{pw}@127.0.0.1:{}/0\"", redis.port);
+    let good = ProxyBuilder::new(&up.url())
+        .driver("redis")
+        .set("redis.url", &url("s3cret-pw"))
+        .start();
+    let cookie = login(good.addr).await;
+    assert!(data(good.addr, &cookie).await.is_some());
+
+    let bad = ProxyBuilder::new(&up.url())
+        .driver("redis")
+        .set("redis.url", &url("wrong-pw"))
+        .start();
+    let answer = get(bad.addr, "/login", &[]).await;
+    assert_eq!(answer.status, 503, "{}", answer.text());
+    assert!(bad.wait_for_log("session store unavailable", Duration::from_secs(2)));
+    assert!(!bad.logs_text().contains("wrong-pw") && !good.logs_text().contains("s3cret-pw"));
+}
+
+/// Redis answering slower than `redis.timeout` is a 503 after about that long, not a hung request;
+/// once Redis answers again, so does the proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_redis_is_a_503_after_the_timeout() {
+    let redis = RedisServer::start_with(&["--enable-debug-command", "yes"]);
+    let up = app().await;
+    let proxy = ProxyBuilder::new(&up.url())
+        .driver("redis")
+        .set("redis.url", &format!("\"{}\"", redis.url()))
+        .set("redis.timeout", "300ms")
+        .start();
+    let cookie = login(proxy.addr).await;
+    let mut sleeper = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "debug", "sleep", "1.5"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let answer = get_with_cookie(proxy.addr, "/who", COOKIE, &cookie).await;
+    let took = started.elapsed();
+    assert_eq!(answer.status, 503, "{}", answer.text());
+    assert!(answer.header("retry-after").is_some());
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_millis(1200),
+        "{took:?}"
+    );
+    sleeper.wait().unwrap();
+    let answer = until_ok(proxy.addr, "/login", Duration::from_secs(5)).await;
+    assert_eq!(answer.status, 200);
+    assert!(
+        data(proxy.addr, &cookie).await.is_some(),
+        "session survived the stall"
+    );
+}
