@@ -110,3 +110,93 @@ pub fn wait_for_port(addr: SocketAddr, within: Duration) -> bool {
     }
     false
 }
+
+/// A Redis Cluster of `redis-server --cluster-enabled yes` processes on free ports, joined with
+/// `redis-cli --cluster create`, no replicas. Stopped by PID on drop, like [`RedisServer`].
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start(masters: usize) -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..masters)
+            .map(|_| {
+                // A relative config file lands in the node's own `--dir`.
+                RedisServer::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                ])
+            })
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = RedisCluster { nodes };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = cluster.nodes.iter().all(|n| {
+                let info = n.cli(&["cluster", "info"]);
+                info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
+            });
+            if ready {
+                return cluster;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cluster did not reach cluster_state:ok"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Seed URLs for `redis.cluster`.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}", n.port))
+            .collect()
+    }
+
+    /// The seed URLs as a YAML flow list, for `ProxyBuilder::set("redis.cluster", ..)`.
+    pub fn yaml_list(&self) -> String {
+        let quoted: Vec<String> = self.urls().iter().map(|u| format!("\"{u}\"")).collect();
+        format!("[{}]", quoted.join(", "))
+    }
+
+    /// Every key matching `pattern`, on every node.
+    pub fn scan(&self, pattern: &str) -> Vec<String> {
+        self.nodes
+            .iter()
+            .flat_map(|n| {
+                n.cli(&["--scan", "--pattern", pattern])
+                    .lines()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Runs a command against whichever node answers it, following redirects.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-c", "-p", &self.nodes[0].port.to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
