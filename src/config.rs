@@ -211,6 +211,10 @@ pub struct LimitsConfig {
     /// A TLS handshake that takes longer is cut off.
     #[serde(with = "duration_serde", default = "defaults::tls_handshake_timeout")]
     pub tls_handshake_timeout: Duration,
+    /// Worker threads, each with its own listener socket (SO_REUSEPORT), runtime and upstream
+    /// pool, like nginx's worker processes. 0: one per CPU core.
+    #[serde(default)]
+    pub workers: usize,
 }
 
 impl Default for LimitsConfig {
@@ -220,6 +224,7 @@ impl Default for LimitsConfig {
             max_connections: defaults::max_connections(),
             shutdown_grace: defaults::shutdown_grace(),
             tls_handshake_timeout: defaults::tls_handshake_timeout(),
+            workers: 0,
         }
     }
 }

@@ -105,14 +105,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { listen, upstream } => {
             let overrides = Overrides { listen, upstream };
             let config = Config::load(&cli.config, &overrides)?;
-            runtime()?.block_on(serve(config, cli.config, overrides))?;
+            // The main thread is worker 0 on a single-threaded runtime; `Server` starts the other
+            // workers, each with its own single-threaded runtime (thread-per-core).
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(serve(config, cli.config, overrides))?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
 async fn serve(config: Config, path: PathBuf, overrides: Overrides) -> anyhow::Result<()> {
-    let server = Server::bind(&config).await?;
+    let server = Server::bind_workers(&config, 0).await?;
     tracing::info!(
         addr = %server.local_addr(),
         upstream = %config.upstream.url,

@@ -59,8 +59,25 @@ pub struct ClientInfo {
     pub tls: bool,
 }
 
+/// Upper bound on worker threads that get a connection pool of their own.
+const MAX_POOLS: usize = 64;
+
+thread_local! {
+    /// Which worker thread this is (0 outside the server's worker threads).
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the current thread as worker `index`, so it draws upstream connections from its own pool.
+pub fn pin_worker(index: usize) {
+    WORKER.with(|w| w.set(index % MAX_POOLS));
+}
+
 pub struct Upstream {
-    client: Client<Connector, UpstreamBody>,
+    /// One pool per worker thread, built on first use there. A pooled connection's task lives on
+    /// the runtime that opened it; sharing one pool across threads would hand thread B a
+    /// connection driven by thread A and turn every request into two cross-thread wake-ups.
+    pools: Box<[std::sync::OnceLock<Client<Connector, UpstreamBody>>]>,
+    connector: Connector,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     /// The upstream URL's path without a trailing `/`, prepended to every request path.
@@ -95,11 +112,6 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(1024)
-            .build(connector);
 
         let url = &cfg.url;
         let authority = url
@@ -108,7 +120,8 @@ impl Upstream {
             .clone();
         let base_path = url.path().trim_end_matches('/').to_owned();
         Ok(Upstream {
-            client,
+            pools: (0..MAX_POOLS).map(|_| std::sync::OnceLock::new()).collect(),
+            connector,
             scheme: url.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
             authority_header: HeaderValue::from_str(authority.as_str())
                 .expect("an authority is a valid header value"),
@@ -212,7 +225,7 @@ impl Upstream {
         let limit = self.max_body.map_or(usize::MAX, |l| l as usize);
         let body = body.map_err(ClientBodyError as fn(hyper::Error) -> ClientBodyError);
         let req = Request::from_parts(parts, Limited::new(body, limit));
-        let response = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+        let response = match tokio::time::timeout(self.timeout, self.client().request(req)).await {
             Ok(Ok(res)) => res,
             Ok(Err(e)) => return Err(self.classify(e)),
             Err(_) => {
@@ -236,6 +249,17 @@ impl Upstream {
         }
         parts.headers.append(header::VIA, VIA_11.clone());
         Ok(Response::from_parts(parts, body))
+    }
+
+    fn client(&self) -> &Client<Connector, UpstreamBody> {
+        let worker = WORKER.with(|w| w.get());
+        self.pools[worker].get_or_init(|| {
+            Client::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(Duration::from_secs(60))
+                .pool_max_idle_per_host(1024)
+                .build(self.connector.clone())
+        })
     }
 
     /// Can a TCP connection to the upstream be opened? For `/healthz`; never on the request path.

@@ -60,6 +60,8 @@ pub enum ServeError {
 
 pub struct Server {
     listener: TcpListener,
+    /// One more listening socket on the same address per extra worker thread (SO_REUSEPORT).
+    worker_listeners: Vec<std::net::TcpListener>,
     redirect: Option<TcpListener>,
     admin: Option<TcpListener>,
     ready: Arc<Readiness>,
@@ -73,6 +75,13 @@ impl Server {
     /// Loads certificates, builds the request pipeline and binds the listeners. Nothing is
     /// accepted until [`Server::run`].
     pub async fn bind(config: &Config) -> Result<Server, ServeError> {
+        Self::bind_workers(config, 1).await
+    }
+
+    /// Like [`Server::bind`], with `workers` accept threads (`0`: `limits.workers`, or one per
+    /// core). Each extra worker gets its own socket on the same address (SO_REUSEPORT), so the
+    /// kernel spreads connections and a connection's whole life stays on one thread.
+    pub async fn bind_workers(config: &Config, workers: usize) -> Result<Server, ServeError> {
         let tls = match &config.tls {
             Some(cfg) => Some(Arc::new(Tls::load(cfg)?)),
             None => None,
@@ -83,7 +92,28 @@ impl Server {
             session,
             upstream: Arc::new(Upstream::new(&config.upstream)?),
         }));
-        let listener = bind(config.listen).await?;
+        let workers = match (workers, config.limits.workers) {
+            (0, 0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            (0, n) => n,
+            (n, _) => n,
+        };
+        let (listener, worker_listeners) = if workers <= 1 {
+            (bind(config.listen).await?, Vec::new())
+        } else {
+            let first = reuseport_listener(config.listen)?;
+            let addr = first.local_addr().map_err(|source| ServeError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+            let extra = (1..workers)
+                .map(|_| reuseport_listener(addr))
+                .collect::<Result<Vec<_>, _>>()?;
+            let first = TcpListener::from_std(first).map_err(|source| ServeError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+            (first, extra)
+        };
         let redirect = match config.tls.as_ref().and_then(|t| t.redirect_http) {
             Some(addr) => Some(bind(addr).await?),
             None => None,
@@ -94,6 +124,7 @@ impl Server {
         };
         Ok(Server {
             listener,
+            worker_listeners,
             redirect,
             admin,
             ready: Arc::new(Readiness::default()),
@@ -206,15 +237,65 @@ impl Server {
                 .await
             });
         }
-        let ctx = context(self.limits.max_connections);
-        let (app, tls, listener) = (self.app, self.tls, self.listener);
-        loops.spawn(async move {
-            ctx.accept_loop(listener, move || Public {
+        let public_permits = Arc::new(Semaphore::new(self.limits.max_connections));
+        let public = {
+            let (app, tls) = (Arc::clone(&self.app), self.tls.clone());
+            move || Public {
                 app: Arc::clone(&app),
                 tls: tls.clone(),
-            })
-            .await
-        });
+            }
+        };
+        let mut threads = Vec::new();
+        for (i, std_listener) in self.worker_listeners.into_iter().enumerate() {
+            let (public, permits) = (public.clone(), Arc::clone(&public_permits));
+            let (builder, stop, grace) = (
+                Arc::clone(&builder),
+                stop_rx.clone(),
+                self.limits.shutdown_grace,
+            );
+            let limits = self.limits.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("worker-{}", i + 1))
+                .spawn(move || {
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot start a worker runtime");
+                            return;
+                        }
+                    };
+                    rt.block_on(async move {
+                        crate::proxy::pin_worker(i + 1);
+                        let Ok(listener) = TcpListener::from_std(std_listener) else {
+                            return;
+                        };
+                        let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+                        let ctx = AcceptContext {
+                            conn: ConnContext {
+                                builder,
+                                stop,
+                                _alive: alive_tx,
+                                handshake_timeout: limits.tls_handshake_timeout,
+                                header_read_timeout: limits.header_read_timeout,
+                            },
+                            permits,
+                        };
+                        ctx.accept_loop(listener, public).await;
+                        let _ = tokio::time::timeout(grace, alive_rx.recv()).await;
+                    });
+                });
+            match spawned {
+                Ok(handle) => threads.push(handle),
+                Err(e) => tracing::error!(error = %e, "cannot start a worker thread"),
+            }
+        }
+        let mut ctx = context(0);
+        ctx.permits = public_permits;
+        let listener = self.listener;
+        loops.spawn(async move { ctx.accept_loop(listener, public).await });
         drop(alive_tx);
 
         shutdown.await;
@@ -229,8 +310,30 @@ impl Server {
                 tracing::warn!(grace = ?self.limits.shutdown_grace, "shutdown grace period over; closing remaining connections")
             }
         }
+        // Each worker drains its own connections within the same grace period.
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
         Ok(())
     }
+}
+
+/// A listening socket that other sockets may share (SO_REUSEPORT): one per worker thread.
+fn reuseport_listener(addr: SocketAddr) -> Result<std::net::TcpListener, ServeError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let err = |source| ServeError::Bind { addr, source };
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(err)?;
+    socket.set_reuse_address(true).map_err(err)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true).map_err(err)?;
+    socket.set_nonblocking(true).map_err(err)?;
+    socket.bind(&addr.into()).map_err(err)?;
+    socket.listen(4096).map_err(err)?;
+    Ok(socket.into())
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
