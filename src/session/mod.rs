@@ -218,7 +218,11 @@ impl SessionLayer {
         match write {
             // The app wrote what the session already held (deleted a missing key, set a value
             // to itself): the delta is stored, but the session is unchanged, so no cookie.
-            Write::Stored(_) if !(changed || refresh || state.reseal || created) => Ok(None),
+            Write::Stored(_)
+                if !(changed || refresh || state.reseal || created || old_id.is_some()) =>
+            {
+                Ok(None)
+            }
             Write::Stored(value) => {
                 outcome.created |= created;
                 outcome.regenerated |= old_id.is_some();
@@ -354,5 +358,9 @@ mod tests {
         assert_eq!(res[CACHE_CONTROL], "no-store");
         let res = round(&layer, Some(&id), &[("x-session-delete", "a")]).await;
         assert_eq!(cookie_value(&res).as_deref(), Some(id.as_str()));
+        // Regenerate changes no data but always sends the new ID.
+        let res = round(&layer, Some(&id), &[("x-session-regenerate", "1")]).await;
+        let new_id = cookie_value(&res).expect("regenerated");
+        assert_ne!(new_id, id);
     }
 }
