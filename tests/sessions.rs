@@ -206,6 +206,16 @@ async fn the_session_cookie_never_reaches_the_app_but_other_cookies_do() {
     assert!(seen.headers.get("cookie").is_none());
     assert_eq!(seen.header("x-session-user"), Some("Ann"));
 
+    // A non-ASCII (UTF-8) cookie beside ours neither hides our session nor gets lost.
+    let header = format!("pref=caf\u{e9}; {COOKIE}={ours}");
+    get(proxy.addr, "/", &[("cookie", header.as_str())]).await;
+    let seen = up.last();
+    assert_eq!(seen.header("x-session-user"), Some("Ann"));
+    assert_eq!(
+        seen.headers["cookie"].as_bytes(),
+        "pref=caf\u{e9}".as_bytes()
+    );
+
     // Nor does it leak when it is not valid.
     let header = format!("{COOKIE}=garbage; other=1");
     get(proxy.addr, "/", &[("cookie", header.as_str())]).await;
