@@ -11,18 +11,16 @@ use crate::config::{SameSite, SessionConfig};
 pub const MAX_SET_COOKIE: usize = 4096;
 
 /// Removes the session cookie from the request's `Cookie` header(s) and returns its value (the
-/// first one, if the client sent several). Other cookies pass untouched, joined into one header as
-/// HTTP/1.1 requires (HTTP/2 clients send one header per cookie); the header is dropped if nothing
-/// is left. Nothing is rewritten, and nothing allocated, when our cookie is absent.
+/// first one, if the client sent several). Other cookies pass untouched, byte for byte (quotes,
+/// non-ASCII bytes and valueless parts included), joined into one header as HTTP/1.1 requires
+/// (HTTP/2 clients send one header per cookie); the header is dropped if nothing is left. Nothing
+/// is rewritten, and nothing allocated, when our cookie is absent.
 pub fn take_session_cookie(headers: &mut HeaderMap, name: &str) -> Option<String> {
     let mut count = 0;
     let mut present = false;
     for value in headers.get_all(COOKIE) {
         count += 1;
-        present |= value
-            .to_str()
-            .map(|s| pairs(s).any(|(n, _)| n == name))
-            .unwrap_or(false);
+        present |= parts(value.as_bytes()).any(|p| value_of(p, name).is_some());
     }
     if !present {
         if count > 1 {
@@ -34,20 +32,17 @@ pub fn take_session_cookie(headers: &mut HeaderMap, name: &str) -> Option<String
     let mut found = None;
     let mut rest = BytesMut::new();
     for value in headers.get_all(COOKIE) {
-        let Ok(text) = value.to_str() else { continue };
-        for (n, v) in pairs(text) {
-            if n == name {
+        for part in parts(value.as_bytes()) {
+            if let Some(v) = value_of(part, name) {
                 if found.is_none() {
-                    found = Some(v.to_owned());
+                    found = Some(String::from_utf8_lossy(v).into_owned());
                 }
                 continue;
             }
             if !rest.is_empty() {
                 rest.put_slice(b"; ");
             }
-            rest.put_slice(n.as_bytes());
-            rest.put_u8(b'=');
-            rest.put_slice(v.as_bytes());
+            rest.put_slice(part);
         }
     }
     headers.remove(COOKIE);
@@ -72,18 +67,29 @@ fn join_cookie_headers(headers: &mut HeaderMap) {
     }
 }
 
-/// `name=value` pairs of a Cookie header, leniently: surrounding spaces trimmed, pairs without `=`
-/// skipped (browsers send such things and dropping them is safer than failing the request).
-fn pairs(header: &str) -> impl Iterator<Item = (&str, &str)> {
-    header.split(';').filter_map(|pair| {
-        let (n, v) = pair.split_once('=')?;
-        let v = v.trim();
-        let v = v
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .unwrap_or(v);
-        Some((n.trim(), v))
-    })
+/// The `;`-separated parts of a Cookie header, trimmed, empty ones skipped. Bytes, not `str`:
+/// browsers send non-ASCII (UTF-8) cookie values, and one such cookie must neither hide ours nor be
+/// dropped itself.
+fn parts(header: &[u8]) -> impl Iterator<Item = &[u8]> {
+    header
+        .split(|&b| b == b';')
+        .map(<[u8]>::trim_ascii)
+        .filter(|p| !p.is_empty())
+}
+
+/// The value of `part` when it is the pair `name=value` (surrounding quotes removed), leniently:
+/// spaces around the name and value are ignored.
+fn value_of<'a>(part: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let eq = part.iter().position(|&b| b == b'=')?;
+    if part[..eq].trim_ascii() != name.as_bytes() {
+        return None;
+    }
+    let v = part[eq + 1..].trim_ascii();
+    Some(
+        v.strip_prefix(b"\"")
+            .and_then(|v| v.strip_suffix(b"\""))
+            .unwrap_or(v),
+    )
 }
 
 /// The fixed part of our `Set-Cookie` (everything except value, Max-Age and Expires), rendered
@@ -196,6 +202,24 @@ mod tests {
         let mut h = headers(&["sid2=x; xsid=y"]);
         assert_eq!(take_session_cookie(&mut h, "sid"), None);
         assert_eq!(h[COOKIE], "sid2=x; xsid=y");
+    }
+
+    #[test]
+    fn other_cookies_pass_byte_for_byte() {
+        let mut h = headers(&["a=\"x y\"; flag; sid=\"S\"; b= 2"]);
+        assert_eq!(take_session_cookie(&mut h, "sid").as_deref(), Some("S"));
+        assert_eq!(h[COOKIE], "a=\"x y\"; flag; b= 2");
+    }
+
+    #[test]
+    fn non_ascii_cookies_neither_hide_ours_nor_get_dropped() {
+        let mut h = HeaderMap::new();
+        h.append(
+            COOKIE,
+            HeaderValue::from_bytes("pref=caf\u{e9}; sid=S".as_bytes()).unwrap(),
+        );
+        assert_eq!(take_session_cookie(&mut h, "sid").as_deref(), Some("S"));
+        assert_eq!(h[COOKIE].as_bytes(), "pref=caf\u{e9}".as_bytes());
     }
 
     #[test]

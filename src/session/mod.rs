@@ -197,8 +197,8 @@ impl SessionLayer {
             return Ok(had_cookie.then(|| self.spec.expire()));
         };
 
-        let (set, delete) = self.merge(&mut session, &controls);
-        let changed = !set.is_empty() || !delete.is_empty();
+        let (set, delete, changed) = self.merge(&mut session, &controls);
+        let wrote = !set.is_empty() || !delete.is_empty();
         let refresh = self.idle_timeout.is_some_and(|idle| {
             now.saturating_sub(session.last_seen) >= idle.as_millis() as u64 / 4
         });
@@ -214,13 +214,20 @@ impl SessionLayer {
             self.create(&mut session).await?
         } else if let Some(old) = &old_id {
             self.regenerate(old, &mut session, delta).await?
-        } else if changed || refresh || state.reseal {
+        } else if wrote || refresh || state.reseal {
             self.store.update(&session, delta).await?
         } else {
             return Ok(None);
         };
 
         match write {
+            // The app wrote what the session already held (deleted a missing key, set a value
+            // to itself): the delta is stored, but the session is unchanged, so no cookie.
+            Write::Stored(_)
+                if !(changed || refresh || state.reseal || created || old_id.is_some()) =>
+            {
+                Ok(None)
+            }
             Write::Stored(value) => {
                 outcome.created |= created;
                 outcome.regenerated |= old_id.is_some();
@@ -234,16 +241,18 @@ impl SessionLayer {
         }
     }
 
-    /// Applies Delete then Set to the in-memory session, returning the effective delta. A Set that
-    /// would take the session past [`MAX_KEYS`] keys is dropped with a warning.
+    /// Applies Delete then Set to the in-memory session, returning the effective delta and whether
+    /// the data actually changed. A Set that would take the session past [`MAX_KEYS`] keys is
+    /// dropped with a warning.
     fn merge(
         &self,
         session: &mut Session,
         controls: &Controls,
-    ) -> (Vec<(String, serde_json::Value)>, Vec<String>) {
+    ) -> (Vec<(String, serde_json::Value)>, Vec<String>, bool) {
         if controls.delete.is_empty() && controls.set.is_empty() {
-            return (Vec::new(), Vec::new());
+            return (Vec::new(), Vec::new(), false);
         }
+        let before = Arc::clone(&session.data);
         let data = Arc::make_mut(&mut session.data);
         for key in &controls.delete {
             data.remove(key);
@@ -260,7 +269,8 @@ impl SessionLayer {
             data.insert(key.clone(), value.clone());
             set.push((key.clone(), value.clone()));
         }
-        (set, controls.delete.clone())
+        let changed = *data != *before;
+        (set, controls.delete.clone(), changed)
     }
 
     /// Stores a new session, drawing a fresh ID on the (theoretical) collision.
@@ -287,5 +297,75 @@ impl SessionLayer {
             }
         }
         Ok(Write::Collision)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::header::COOKIE;
+
+    fn layer() -> SessionLayer {
+        let cfg: SessionConfig =
+            serde_yaml::from_str("driver: memory\nsecret: 0123456789abcdef0123456789abcdef")
+                .unwrap();
+        SessionLayer::new(Store::Memory(store::memory::MemoryStore::new(None)), &cfg)
+    }
+
+    /// One round trip: the request carries `cookie`, the app answers `controls`. Returns the
+    /// response headers the client would see.
+    async fn round(
+        layer: &SessionLayer,
+        cookie: Option<&str>,
+        controls: &[(&str, &str)],
+    ) -> HeaderMap {
+        let mut req = HeaderMap::new();
+        if let Some(c) = cookie {
+            req.insert(
+                COOKIE,
+                HeaderValue::from_str(&format!("session_id={c}")).unwrap(),
+            );
+        }
+        let state = layer.on_request(&mut req).await.unwrap();
+        let mut res = HeaderMap::new();
+        for (n, v) in controls {
+            res.append(
+                http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        layer.on_response(state, &mut res).await.unwrap();
+        res
+    }
+
+    fn cookie_value(res: &HeaderMap) -> Option<String> {
+        let line = res.get(SET_COOKIE)?.to_str().unwrap();
+        let pair = line.split(';').next().unwrap();
+        Some(pair.split_once('=').unwrap().1.to_owned())
+    }
+
+    #[tokio::test]
+    async fn writes_that_change_nothing_send_no_cookie() {
+        let layer = layer();
+        let res = round(&layer, None, &[("x-session-set", "a=1")]).await;
+        let id = cookie_value(&res).expect("created");
+        for noop in [
+            ("x-session-delete", "missing"),
+            ("x-session-set", "a=1"),
+            ("x-session-set", "{\"a\":1}"),
+        ] {
+            let res = round(&layer, Some(&id), &[noop]).await;
+            assert!(res.get(SET_COOKIE).is_none(), "{noop:?}");
+            assert!(res.get(CACHE_CONTROL).is_none(), "{noop:?}");
+        }
+        let res = round(&layer, Some(&id), &[("x-session-set", "a=2")]).await;
+        assert_eq!(cookie_value(&res).as_deref(), Some(id.as_str()));
+        assert_eq!(res[CACHE_CONTROL], "no-store");
+        let res = round(&layer, Some(&id), &[("x-session-delete", "a")]).await;
+        assert_eq!(cookie_value(&res).as_deref(), Some(id.as_str()));
+        // Regenerate changes no data but always sends the new ID.
+        let res = round(&layer, Some(&id), &[("x-session-regenerate", "1")]).await;
+        let new_id = cookie_value(&res).expect("regenerated");
+        assert_ne!(new_id, id);
     }
 }
