@@ -90,6 +90,16 @@ pub enum Driver {
     Redis,
 }
 
+impl Driver {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Driver::Cookie => "cookie",
+            Driver::Memory => "memory",
+            Driver::Redis => "redis",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SameSite {
     Strict,

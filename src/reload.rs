@@ -120,7 +120,8 @@ impl Reloader {
             SessionLayer::from_config(&sessions, &old.redis)?
         } else {
             SessionLayer::new(current.session.shared_store(), &sessions)
-        };
+        }
+        .with_metrics(Arc::clone(&current.metrics));
         let upstream = if serde_yaml::to_string(&old.upstream).ok()
             == serde_yaml::to_string(&new.upstream).ok()
         {

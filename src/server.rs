@@ -86,9 +86,11 @@ impl Server {
             Some(cfg) => Some(Arc::new(Tls::load(cfg)?)),
             None => None,
         };
-        let session = SessionLayer::from_config(&config.sessions, &config.redis)?;
+        let metrics = Arc::new(Metrics::new(config.sessions.driver.as_str()));
+        let session = SessionLayer::from_config(&config.sessions, &config.redis)?
+            .with_metrics(Arc::clone(&metrics));
         let app = Arc::new(ArcSwap::from_pointee(App {
-            metrics: Arc::new(Metrics::new(session.store().driver())),
+            metrics,
             session,
             upstream: Arc::new(Upstream::new(&config.upstream)?),
         }));

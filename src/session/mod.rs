@@ -20,6 +20,7 @@ use http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, SET_COOKIE};
 
 use crate::config::{Driver, SessionConfig};
 use crate::error::ProxyError;
+use crate::metrics::{Metrics, StoreOp};
 use cookie::{CookieSpec, MAX_SET_COOKIE};
 use protocol::{Controls, MAX_KEYS};
 use store::{
@@ -61,6 +62,7 @@ pub struct SessionLayer {
     spec: CookieSpec,
     max_age: Duration,
     idle_timeout: Option<Duration>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl SessionLayer {
@@ -70,7 +72,29 @@ impl SessionLayer {
             spec: CookieSpec::new(cfg),
             max_age: cfg.max_age,
             idle_timeout: cfg.idle_timeout,
+            metrics: None,
         }
+    }
+
+    /// Records every store operation's count, errors and latency.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> SessionLayer {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Runs one store operation and records it.
+    async fn timed<T>(
+        &self,
+        op: StoreOp,
+        fut: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let Some(metrics) = &self.metrics else {
+            return fut.await;
+        };
+        let start = std::time::Instant::now();
+        let result = fut.await;
+        metrics.store_op(op, start.elapsed(), result.is_ok());
+        result
     }
 
     /// Builds the configured store. Redis is connected lazily, so this succeeds with Redis down.
@@ -111,8 +135,7 @@ impl SessionLayer {
             return Ok(state);
         };
         let lookup = self
-            .store
-            .load(&value, now_millis())
+            .timed(StoreOp::Load, self.store.load(&value, now_millis()))
             .await
             .map_err(ProxyError::StoreUnavailable)?;
         match lookup {
@@ -171,7 +194,8 @@ impl SessionLayer {
 
         if controls.clear {
             if let Some(old) = session.take() {
-                self.store.destroy(&old.id).await?;
+                self.timed(StoreOp::Destroy, self.store.destroy(&old.id))
+                    .await?;
                 outcome.destroyed = true;
             }
         }
@@ -215,7 +239,8 @@ impl SessionLayer {
         } else if let Some(old) = &old_id {
             self.regenerate(old, &mut session, delta).await?
         } else if wrote || refresh || state.reseal {
-            self.store.update(&session, delta).await?
+            self.timed(StoreOp::Update, self.store.update(&session, delta))
+                .await?
         } else {
             return Ok(None);
         };
@@ -276,7 +301,10 @@ impl SessionLayer {
     /// Stores a new session, drawing a fresh ID on the (theoretical) collision.
     async fn create(&self, session: &mut Session) -> Result<Write, StoreError> {
         for _ in 0..3 {
-            match self.store.create(session).await? {
+            match self
+                .timed(StoreOp::Create, self.store.create(session))
+                .await?
+            {
                 Write::Collision => session.id = self.store.generate_id(None),
                 other => return Ok(other),
             }
@@ -291,7 +319,13 @@ impl SessionLayer {
         delta: Delta<'_>,
     ) -> Result<Write, StoreError> {
         for _ in 0..3 {
-            match self.store.regenerate(old, session, delta).await? {
+            match self
+                .timed(
+                    StoreOp::Regenerate,
+                    self.store.regenerate(old, session, delta),
+                )
+                .await?
+            {
                 Write::Collision => session.id = self.store.generate_id(Some(old)),
                 other => return Ok(other),
             }
@@ -309,7 +343,10 @@ mod tests {
         let cfg: SessionConfig =
             serde_yaml::from_str("driver: memory\nsecret: 0123456789abcdef0123456789abcdef")
                 .unwrap();
-        SessionLayer::new(Store::Memory(store::memory::MemoryStore::new(None)), &cfg)
+        SessionLayer::new(
+            Arc::new(Store::Memory(store::memory::MemoryStore::new(None))),
+            &cfg,
+        )
     }
 
     /// One round trip: the request carries `cookie`, the app answers `controls`. Returns the
