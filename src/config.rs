@@ -102,8 +102,11 @@ impl Driver {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SameSite {
+    #[serde(alias = "strict", alias = "STRICT")]
     Strict,
+    #[serde(alias = "lax", alias = "LAX")]
     Lax,
+    #[serde(alias = "none", alias = "NONE")]
     None,
 }
 
@@ -863,6 +866,17 @@ mod tests {
 
     #[test]
     fn bad_env_value_names_the_field() {
+        assert_eq!(
+            err_field(&base(), &[("SESSION_SAME_SITE", "Sometimes")]),
+            "sessions.same_site"
+        );
+        assert_eq!(
+            load(&base(), &[("SESSION_SAME_SITE", "strict")])
+                .unwrap()
+                .sessions
+                .same_site,
+            SameSite::Strict
+        );
         assert_eq!(
             err_field(&base(), &[("SESSION_SAME_SITE", "Sometimes")]),
             "sessions.same_site"

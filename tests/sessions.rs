@@ -990,3 +990,21 @@ async fn memory_store_absolute_expiry() {
     assert_no_session_seen(&up);
     assert_expires_cookie(&a, COOKIE);
 }
+
+#[tokio::test]
+async fn the_app_cannot_plant_or_overwrite_the_session_cookie() {
+    let up = app().await;
+    let proxy = ProxyBuilder::new(&up.url()).start();
+    let res = get(
+        proxy.addr,
+        "/",
+        &[
+            ("x-test-reply", "Set-Cookie: session_id=planted; Path=/"),
+            ("x-test-reply", "Set-Cookie: theme=dark; Path=/"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.cookie("session_id"), None, "{:?}", res.set_cookies());
+    assert_eq!(res.cookie("theme").as_deref(), Some("dark"));
+}

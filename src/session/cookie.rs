@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
-use http::header::{HeaderMap, HeaderValue, COOKIE};
+use http::header::{HeaderMap, HeaderValue, COOKIE, SET_COOKIE};
 
 use crate::config::{SameSite, SessionConfig};
 
@@ -52,6 +52,31 @@ pub fn take_session_cookie(headers: &mut HeaderMap, name: &str) -> Option<String
         }
     }
     found
+}
+
+/// Drops every `Set-Cookie` the app sent for our cookie's name: the session cookie belongs to the
+/// proxy, and an app (or anyone who controls a response header) must not be able to plant or
+/// overwrite it. Returns whether one was removed. No work when the response sets no cookie.
+pub fn remove_set_cookie_named(headers: &mut HeaderMap, name: &str) -> bool {
+    let is_ours = |v: &HeaderValue| {
+        let b = v.as_bytes();
+        let end = b.iter().position(|&c| c == b'=').unwrap_or(b.len());
+        b[..end].trim_ascii() == name.as_bytes()
+    };
+    if !headers.get_all(SET_COOKIE).iter().any(is_ours) {
+        return false;
+    }
+    let kept: Vec<HeaderValue> = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter(|v| !is_ours(v))
+        .cloned()
+        .collect();
+    headers.remove(SET_COOKIE);
+    for v in kept {
+        headers.append(SET_COOKIE, v);
+    }
+    true
 }
 
 fn join_cookie_headers(headers: &mut HeaderMap) {
@@ -220,6 +245,18 @@ mod tests {
         );
         assert_eq!(take_session_cookie(&mut h, "sid").as_deref(), Some("S"));
         assert_eq!(h[COOKIE].as_bytes(), "pref=caf\u{e9}".as_bytes());
+    }
+
+    #[test]
+    fn the_apps_set_cookie_for_our_name_is_dropped() {
+        let mut h = HeaderMap::new();
+        h.append(SET_COOKIE, HeaderValue::from_static("theme=dark; Path=/"));
+        h.append(SET_COOKIE, HeaderValue::from_static("sid=planted; Path=/"));
+        h.append(SET_COOKIE, HeaderValue::from_static("sid2=x"));
+        assert!(remove_set_cookie_named(&mut h, "sid"));
+        let left: Vec<_> = h.get_all(SET_COOKIE).iter().collect();
+        assert_eq!(left, ["theme=dark; Path=/", "sid2=x"]);
+        assert!(!remove_set_cookie_named(&mut h, "sid"));
     }
 
     #[test]

@@ -163,6 +163,9 @@ impl SessionLayer {
         for problem in &malformed {
             tracing::warn!(%problem, "ignored an X-Session-* line from the app");
         }
+        if cookie::remove_set_cookie_named(headers, self.spec.name()) {
+            tracing::warn!("removed a Set-Cookie for the session cookie sent by the app: the proxy owns that cookie");
+        }
         let now = now_millis();
         let mut outcome = Outcome::default();
         let set_cookie = self
