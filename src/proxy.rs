@@ -141,7 +141,7 @@ impl Upstream {
                 return Err(ProxyError::BodyTooLarge { limit });
             }
         }
-        check_host(parts)?;
+        check_target(parts)?;
         let upgrade = upgrade_protocol(parts.version, &parts.headers);
         let original_host = host_of(parts);
         let headers = &mut parts.headers;
@@ -406,17 +406,45 @@ fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr) {
     }
 }
 
-/// RFC 9112 §3.2: an HTTP/1.1 request needs exactly one `Host`. Two differing ones are how
-/// routing-confusion attacks start, so any duplicate is refused.
-fn check_host(parts: &Parts) -> Result<(), ProxyError> {
-    let mut hosts = parts.headers.get_all(header::HOST).iter();
-    match (hosts.next(), hosts.next()) {
-        (_, Some(_)) => Err(ProxyError::BadRequest("more than one Host header")),
-        (None, None) if parts.version == Version::HTTP_11 && parts.uri.authority().is_none() => {
-            Err(ProxyError::BadRequest("missing Host header"))
-        }
-        _ => Ok(()),
+/// The request target and `Host` (RFC 9112 §3.2). Refused with 400:
+/// - any duplicate `Host` (two differing ones are how routing-confusion attacks start);
+/// - a missing `Host` on HTTP/1.1, whatever the target form;
+/// - `CONNECT` (authority-form): this is a reverse proxy, not a tunnel;
+/// - an authority-form target on any other method;
+/// - an absolute-form target (or HTTP/2 `:authority`) with a `Host` that names another authority:
+///   RFC 9112 §3.2 requires the client to send the identical value, and a disagreement is the
+///   shape of host-override and cache-poisoning attacks. A conforming absolute-form request is
+///   accepted (RFC 9112 §3.2.2) and forwarded in origin-form.
+fn check_target(parts: &Parts) -> Result<(), ProxyError> {
+    if parts.method == http::Method::CONNECT {
+        return Err(ProxyError::BadRequest("CONNECT is not supported"));
     }
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    let (host, second) = (hosts.next(), hosts.next());
+    if second.is_some() {
+        return Err(ProxyError::BadRequest("more than one Host header"));
+    }
+    if host.is_none() && parts.version == Version::HTTP_11 {
+        return Err(ProxyError::BadRequest("missing Host header"));
+    }
+    if let Some(authority) = parts.uri.authority() {
+        if parts.uri.scheme().is_none() {
+            return Err(ProxyError::BadRequest("authority-form target"));
+        }
+        match host {
+            Some(h)
+                if h.as_bytes()
+                    .eq_ignore_ascii_case(authority.as_str().as_bytes()) => {}
+            Some(_) => {
+                return Err(ProxyError::BadRequest(
+                    "the target's authority differs from Host",
+                ))
+            }
+            None if parts.version == Version::HTTP_2 => {}
+            None => return Err(ProxyError::BadRequest("absolute-form target without Host")),
+        }
+    }
+    Ok(())
 }
 
 /// The host the client addressed: `:authority` (HTTP/2) or absolute-form target, else `Host`.
