@@ -173,6 +173,7 @@ fn whole_request(c: &mut Criterion) {
                     .header("cookie", cookie.as_str())
                     .body(Empty::<Bytes>::new())
                     .unwrap();
+                sender.ready().await.unwrap();
                 let res = sender.send_request(req).await.unwrap();
                 res.into_body().collect().await.unwrap();
             })

@@ -63,16 +63,20 @@ pub fn header_name_for_key(key: &str) -> Option<HeaderName> {
     {
         return None;
     }
-    let mut name = String::with_capacity(PREFIX.len() + key.len());
-    name.push_str("x-session-");
-    name.extend(key.chars().map(|c| match c {
-        '_' => '-',
-        c => c.to_ascii_lowercase(),
-    }));
-    if name == "x-session-id" || name == "x-session-data" {
+    // Built on the stack: this runs for every key of every session on every request.
+    let mut buf = [0u8; PREFIX.len() + MAX_KEY_LEN];
+    buf[..PREFIX.len()].copy_from_slice(PREFIX);
+    for (slot, b) in buf[PREFIX.len()..].iter_mut().zip(key.bytes()) {
+        *slot = match b {
+            b'_' => b'-',
+            b => b.to_ascii_lowercase(),
+        };
+    }
+    let name = &buf[..PREFIX.len() + key.len()];
+    if name == b"x-session-id" || name == b"x-session-data" {
         return None;
     }
-    HeaderName::from_bytes(name.as_bytes()).ok()
+    HeaderName::from_bytes(name).ok()
 }
 
 /// The header value for one session value: the string itself when it is printable ASCII, otherwise
@@ -85,7 +89,7 @@ pub fn header_value_for(value: &Value) -> HeaderValue {
             }
         }
     }
-    HeaderValue::from_str(&ascii_json(value)).expect("ASCII JSON is a valid header value")
+    owned_header_value(ascii_json_bytes(value))
 }
 
 fn is_printable_ascii(s: &str) -> bool {
@@ -96,17 +100,22 @@ fn is_printable_ascii(s: &str) -> bool {
 /// BMP), and control characters escaped as JSON requires, so the result is always a legal header
 /// value whatever the data holds.
 pub fn ascii_json(value: &Value) -> String {
-    let mut out = Vec::with_capacity(64);
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, AsciiFormatter);
-    serde::Serialize::serialize(value, &mut ser).expect("writing to a Vec cannot fail");
-    String::from_utf8(out).expect("the formatter writes ASCII only")
+    String::from_utf8(ascii_json_bytes(value)).expect("the formatter writes ASCII only")
 }
 
-pub fn ascii_json_map(data: &Data) -> String {
-    let mut out = Vec::with_capacity(64);
+fn ascii_json_bytes<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
     let mut ser = serde_json::Serializer::with_formatter(&mut out, AsciiFormatter);
-    serde::Serialize::serialize(data, &mut ser).expect("writing to a Vec cannot fail");
-    String::from_utf8(out).expect("the formatter writes ASCII only")
+    value
+        .serialize(&mut ser)
+        .expect("writing to a Vec cannot fail");
+    out
+}
+
+/// A header value made from bytes we own, without copying them again.
+fn owned_header_value(bytes: Vec<u8>) -> HeaderValue {
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(bytes))
+        .expect("ASCII JSON is a valid header value")
 }
 
 struct AsciiFormatter;
@@ -243,10 +252,7 @@ pub fn inject(headers: &mut HeaderMap, id: &str, data: &Data) {
     if let Ok(v) = HeaderValue::from_str(id) {
         headers.insert(ID_HEADER, v);
     }
-    headers.insert(
-        DATA_HEADER,
-        HeaderValue::from_str(&ascii_json_map(data)).expect("ASCII JSON is a valid header value"),
-    );
+    headers.insert(DATA_HEADER, owned_header_value(ascii_json_bytes(data)));
     for (key, value) in data {
         if let Some(name) = header_name_for_key(key) {
             headers.insert(name, header_value_for(value));
