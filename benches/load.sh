@@ -3,7 +3,7 @@
 # all in front of the same nginx upstream, measured with wrk on loopback in interleaved rounds.
 #
 #   benches/load.sh                 # 3 rounds, 10 s per target per round, 64 connections
-#   ROUNDS=5 DURATION=20s CONNECTIONS=128 THREADS=1 benches/load.sh
+#   ROUNDS=5 DURATION=20s CONNECTIONS=128 THREADS=1 IDLE=10000 benches/load.sh
 #
 # Prints a Markdown table with the median of the rounds: requests/s, p50, p99, ratio to nginx and
 # the proxies' peak RSS. Ratios, not absolute numbers, are what to compare: the machine is shared.
@@ -107,6 +107,8 @@ sessions:
   secure: false
 redis:
   url: redis://127.0.0.1:$RPORT/0
+limits:
+  header_read_timeout: 60s
 EOF
   RUST_LOG=warn "$BIN" --config "$work/$1.yaml" serve 2>"$work/$1.log" & pids+=($!)
   eval "PID_$1=$!"
@@ -161,6 +163,13 @@ rss[cookie]="$(( $(rss_kib "$PID_cookie") / 1024 )) MiB"
 rss[memory]="$(( $(rss_kib "$PID_memory") / 1024 )) MiB"
 rss[redis]="$(( $(rss_kib "$PID_redis") / 1024 )) MiB"
 
+IDLE=${IDLE:-10000}
+if [ "$IDLE" -gt 0 ]; then
+  echo "idle keep-alive connections (cookie store):" >&2
+  python3 benches/idle_connections.py --port "$CK" --pid "$PID_cookie" --count "$IDLE" --cookie "$CK_COOKIE" | tee "$work/idle" >&2 || true
+fi
+
+
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 declare -A mrps mp50 mp99
 for t in "${targets[@]}"; do
@@ -180,3 +189,4 @@ for t in "${targets[@]}"; do
 done
 echo
 echo "median of $ROUNDS rounds; wrk -t$THREADS -c$CONNECTIONS -d$DURATION on loopback; $(nproc) cores"
+[ -s "$work/idle" ] && echo "idle: $(cat "$work/idle")"

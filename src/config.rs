@@ -721,7 +721,7 @@ mod defaults {
         Duration::from_millis(500)
     }
     pub fn header_read_timeout() -> Duration {
-        Duration::from_secs(10)
+        Duration::from_secs(30)
     }
     pub fn max_connections() -> usize {
         25_000
