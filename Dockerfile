@@ -16,13 +16,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin proxy
 COPY --from=build /src/target/release/session-proxy /usr/local/bin/session-proxy
-COPY proxy.yaml /etc/session-proxy/proxy.yaml
-# Listen on all interfaces inside the container; mount your own proxy.yaml over the default one.
-# With TLS, mount certificates at /etc/session-proxy/certs and set in proxy.yaml:
-#   tls: { cert: /etc/session-proxy/certs/cert.pem, key: /etc/session-proxy/certs/key.pem }
-ENV SESSION_PROXY_CONFIG=/etc/session-proxy/proxy.yaml \
-    SESSION_PROXY_LISTEN=0.0.0.0:8080
+COPY docker/proxy.yaml /etc/session-proxy/proxy.yaml
+# docker/proxy.yaml listens on all interfaces; mount your own proxy.yaml over it. Certificates go
+# in /etc/session-proxy/certs (its commented tls: block points there).
+VOLUME ["/etc/session-proxy/certs"]
+ENV SESSION_PROXY_CONFIG=/etc/session-proxy/proxy.yaml
 USER 10001
-EXPOSE 8080
+EXPOSE 8080 8443
 ENTRYPOINT ["/usr/local/bin/session-proxy"]
 CMD ["serve"]
