@@ -19,6 +19,7 @@
 //! - [`reload`] applies a changed `proxy.yaml` on SIGHUP without dropping connections.
 //! - [`config`] turns `proxy.yaml` plus the environment into a validated [`config::Config`].
 //! - [`tls`] loads and hot-reloads the certificate for HTTPS listeners.
+//! - [`worker`] knows which worker thread is running, for per-worker connection pools.
 //! - [`telemetry`] sets up logging.
 #![forbid(unsafe_code)]
 
@@ -33,3 +34,4 @@ pub mod server;
 pub mod session;
 pub mod telemetry;
 pub mod tls;
+pub mod worker;

@@ -24,6 +24,7 @@ use rustls_pki_types::CertificateDer;
 
 use crate::config::UpstreamConfig;
 use crate::error::{ProxyError, UpstreamFailure};
+use crate::worker::PerWorker;
 
 /// The body sent upstream: the client's, streamed, with the optional size cap. Errors reading the
 /// client's body are tagged [`ClientBodyError`] so they are not mistaken for upstream failures.
@@ -59,24 +60,11 @@ pub struct ClientInfo {
     pub tls: bool,
 }
 
-/// Upper bound on worker threads that get a connection pool of their own.
-const MAX_POOLS: usize = 64;
-
-thread_local! {
-    /// Which worker thread this is (0 outside the server's worker threads).
-    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// Marks the current thread as worker `index`, so it draws upstream connections from its own pool.
-pub fn pin_worker(index: usize) {
-    WORKER.with(|w| w.set(index % MAX_POOLS));
-}
-
 pub struct Upstream {
     /// One pool per worker thread, built on first use there. A pooled connection's task lives on
     /// the runtime that opened it; sharing one pool across threads would hand thread B a
     /// connection driven by thread A and turn every request into two cross-thread wake-ups.
-    pools: Box<[std::sync::OnceLock<Client<Connector, UpstreamBody>>]>,
+    pools: PerWorker<Client<Connector, UpstreamBody>>,
     connector: Connector,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
@@ -120,7 +108,7 @@ impl Upstream {
             .clone();
         let base_path = url.path().trim_end_matches('/').to_owned();
         Ok(Upstream {
-            pools: (0..MAX_POOLS).map(|_| std::sync::OnceLock::new()).collect(),
+            pools: PerWorker::new(),
             connector,
             scheme: url.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
             authority_header: HeaderValue::from_str(authority.as_str())
@@ -252,8 +240,7 @@ impl Upstream {
     }
 
     fn client(&self) -> &Client<Connector, UpstreamBody> {
-        let worker = WORKER.with(|w| w.get());
-        self.pools[worker].get_or_init(|| {
+        self.pools.get_or_init(|| {
             Client::builder(TokioExecutor::new())
                 .pool_timer(TokioTimer::new())
                 .pool_idle_timeout(Duration::from_secs(60))

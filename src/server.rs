@@ -270,7 +270,7 @@ impl Server {
                         }
                     };
                     rt.block_on(async move {
-                        crate::proxy::pin_worker(i + 1);
+                        crate::worker::pin(i + 1);
                         let Ok(listener) = TcpListener::from_std(std_listener) else {
                             return;
                         };
