@@ -63,7 +63,8 @@ impl SessionId {
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
         let digest = Sha256::digest(self.0.as_bytes());
-        digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+        let word = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+        format!("{word:08x}")
     }
 }
 
