@@ -2,9 +2,9 @@
 //! HTTP→HTTPS redirect listener, HTTP/1.1 and HTTP/2 on one port (ALPN over TLS, prior knowledge
 //! in clear text), connection limits, timeouts and graceful shutdown.
 //!
-//! Connection limit: a semaphore permit is taken *before* `accept`, so beyond
-//! `limits.max_connections` new clients wait in the kernel's backlog instead of being accepted and
-//! starved. Shutdown (the mini-redis pattern): a `watch` channel tells the accept loops to stop and
+//! Connection limit: one semaphore of `limits.max_connections` slots shared by every worker; a
+//! worker that has accepted a connection waits for a slot before accepting another, so beyond the
+//! limit new clients wait in the kernel's backlog instead of being accepted and starved. Shutdown (the mini-redis pattern): a `watch` channel tells the accept loops to stop and
 //! every live connection to finish its in-flight request and close; each connection holds a clone
 //! of an `mpsc::Sender`, so when the receiver sees the channel close, every connection is gone. The
 //! wait is bounded by `limits.shutdown_grace`.
@@ -372,13 +372,14 @@ trait Listen: Send + 'static {
 }
 
 impl AcceptContext {
+    /// Accept first, then wait for a connection slot. With several workers sharing one
+    /// `max_connections` budget, taking the slot first would let a worker whose socket has nothing
+    /// pending sit in `accept` holding a slot that another worker's waiting client needs. This
+    /// way a worker holds at most one accepted-but-waiting connection beyond the cap, and stops
+    /// accepting until a slot frees: everyone else waits in the kernel backlog.
     async fn accept_loop<L: Listen>(self, listener: TcpListener, make: impl Fn() -> L) {
         let mut stop = self.conn.stop.clone();
         loop {
-            let permit = tokio::select! {
-                _ = stop.changed() => return,
-                permit = Arc::clone(&self.permits).acquire_owned() => permit.expect("never closed"),
-            };
             let (stream, peer) = tokio::select! {
                 _ = stop.changed() => return,
                 accepted = listener.accept() => match accepted {
@@ -390,6 +391,10 @@ impl AcceptContext {
                         continue;
                     }
                 },
+            };
+            let permit = tokio::select! {
+                _ = stop.changed() => return,
+                permit = Arc::clone(&self.permits).acquire_owned() => permit.expect("never closed"),
             };
             let _ = stream.set_nodelay(true);
             let listen = make();
