@@ -106,6 +106,23 @@ pub async fn https_request(
         .map(|c| c.to_vec())
         .unwrap_or_default();
     let io = TokioIo::new(tls);
+    let mut req = req;
+    if !h2 {
+        // HTTP/1.1 clients send origin-form plus Host (RFC 9112 §3.2); the proxy refuses an
+        // absolute-form target without a matching Host.
+        let authority = req.uri().authority().map(|a| a.to_string());
+        if let Some(authority) = authority {
+            let pq = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|| "/".into());
+            *req.uri_mut() = pq.parse().unwrap();
+            req.headers_mut()
+                .entry(http::header::HOST)
+                .or_insert(authority.parse().unwrap());
+        }
+    }
     let res = if h2 {
         let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
             .await
