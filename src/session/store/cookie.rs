@@ -195,6 +195,19 @@ mod tests {
         ));
     }
 
+    /// Found by fuzzing (cookie_open): serde_json's default float parsing is not exact, so a
+    /// number could come back one ulp off after a seal/open round trip.
+    #[tokio::test]
+    async fn floats_survive_the_round_trip_exactly() {
+        let store = CookieStore::new("sid", A, &[], None);
+        let mut s = session();
+        Arc::make_mut(&mut s.data).insert("f".into(), json!(-4.986884178005349e245));
+        match store.load(&store.seal(&s), 2_000).await.unwrap() {
+            Lookup::Found { session, .. } => assert_eq!(session.data, s.data),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[tokio::test]
     async fn previous_secret_opens_and_asks_for_reseal() {
         let old = CookieStore::new("sid", B, &[], None);
