@@ -23,24 +23,6 @@ use tokio::net::TcpStream;
 
 const COOKIE: &str = "session_id";
 
-/// `/login` sets user=Ann, `/set/<k>/<v>`, `/clear`, `/regen`, `/inject` sets a value holding
-/// CR LF (as JSON escapes); anything else answers with the session data it was handed (`-`).
-async fn app() -> TestUpstream {
-    TestUpstream::with(|seen| {
-        let path = seen.uri.path().to_owned();
-        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        match parts.as_slice() {
-            ["login"] => Reply::ok().header("X-Session-Set", "user=Ann"),
-            ["set", k, v] => Reply::ok().header("X-Session-Set", &format!("{k}={v}")),
-            ["clear"] => Reply::ok().header("X-Session-Clear", "1"),
-            ["regen"] => Reply::ok().header("X-Session-Regenerate", "1"),
-            ["inject"] => Reply::ok().header("X-Session-Set", r#"name="a\r\nSet-Cookie: evil=1""#),
-            _ => Reply::ok().body(seen.header("x-session-data").unwrap_or("-").to_owned()),
-        }
-    })
-    .await
-}
-
 async fn login(addr: SocketAddr) -> String {
     let answer = get(addr, "/login", &[]).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
@@ -71,7 +53,7 @@ fn assert_no_session(up: &TestUpstream, answer: &Answer, what: &str) {
 /// A cookie sealed with the right layout and cookie name, under a secret the proxy does not know.
 #[tokio::test]
 async fn forged_cookie_under_another_secret_is_refused() {
-    let up = app().await;
+    let up = path_driven_app().await;
     let proxy = ProxyBuilder::new(&up.url()).start();
     // Control: a cookie the proxy sealed itself is accepted.
     let genuine = login(proxy.addr).await;
@@ -146,7 +128,7 @@ fn mangled(genuine: &str) -> Vec<(String, String)> {
 }
 
 async fn mangled_cookies_are_refused(driver: &str) {
-    let up = app().await;
+    let up = path_driven_app().await;
     let proxy = ProxyBuilder::new(&up.url()).driver(driver).start();
     let genuine = login(proxy.addr).await;
     let variants = mangled(&genuine);
@@ -197,7 +179,7 @@ async fn destroyed_ids_are_refused(proxy: &TestProxy, up: &TestUpstream) {
 
 #[tokio::test]
 async fn replayed_destroyed_id_memory() {
-    let up = app().await;
+    let up = path_driven_app().await;
     let proxy = ProxyBuilder::new(&up.url()).driver("memory").start();
     destroyed_ids_are_refused(&proxy, &up).await;
 }
@@ -205,7 +187,7 @@ async fn replayed_destroyed_id_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_destroyed_id_redis() {
     let redis = RedisServer::start();
-    let up = app().await;
+    let up = path_driven_app().await;
     let proxy = ProxyBuilder::new(&up.url())
         .driver("redis")
         .set("redis.url", &format!("\"{}\"", redis.url()))
@@ -217,7 +199,7 @@ async fn replayed_destroyed_id_redis() {
 /// them). Reading it back, the app gets one `X-Session-Name` header whose value is the escaped
 /// JSON, no header of the attacker's, and the client never sees `Set-Cookie: evil`.
 async fn crlf_in_session_value_cannot_inject(driver: &str) {
-    let up = app().await;
+    let up = path_driven_app().await;
     let proxy = ProxyBuilder::new(&up.url()).driver(driver).start();
     let set = get(proxy.addr, "/inject", &[]).await;
     assert_eq!(set.status, 200);
@@ -352,7 +334,7 @@ async fn random_cookie_flood_touches_redis_at_most_once_each_and_memory_stays_fl
     const VALID: usize = 5_000;
     const INVALID: usize = 5_000;
     let redis = RedisServer::start();
-    let up = app().await;
+    let up = path_driven_app().await;
     let proxy = ProxyBuilder::new(&up.url())
         .driver("redis")
         .set("redis.url", &format!("\"{}\"", redis.url()))

@@ -24,28 +24,6 @@ const HOP_BY_HOP: &[&str] = &[
 
 const OK_2: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
-/// Writes `bytes` on a fresh connection and reads until the proxy closes it; returns what was read
-/// and whether the proxy closed the connection within `within`.
-async fn raw_until_close(
-    addr: std::net::SocketAddr,
-    bytes: &[u8],
-    within: Duration,
-) -> (String, bool) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(bytes).await.unwrap();
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    let deadline = tokio::time::Instant::now() + within;
-    let closed = loop {
-        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break true,
-            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
-            Err(_) => break false,
-        }
-    };
-    (String::from_utf8_lossy(&out).into_owned(), closed)
-}
-
 #[tokio::test]
 async fn hop_by_hop_request_headers_are_removed() {
     let up = RawUpstream::start(Mode::Answer(OK_2.to_vec())).await;

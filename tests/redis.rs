@@ -10,25 +10,6 @@ use support::*;
 
 const COOKIE: &str = "session_id";
 
-/// The app behind the proxy, driven by the path:
-/// `/login` sets user=Ann, `/set/<k>/<v>`, `/del/<k>`, `/clear`, `/regen`; anything else answers
-/// with the session data it was handed (`-` when there is none).
-async fn app() -> TestUpstream {
-    TestUpstream::with(|seen| {
-        let path = seen.uri.path().to_owned();
-        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        match parts.as_slice() {
-            ["login"] => Reply::ok().header("X-Session-Set", "user=Ann"),
-            ["set", k, v] => Reply::ok().header("X-Session-Set", &format!("{k}={v}")),
-            ["del", k] => Reply::ok().header("X-Session-Delete", k),
-            ["clear"] => Reply::ok().header("X-Session-Clear", "1"),
-            ["regen"] => Reply::ok().header("X-Session-Regenerate", "1"),
-            _ => Reply::ok().body(seen.header("x-session-data").unwrap_or("-").to_owned()),
-        }
-    })
-    .await
-}
-
 /// Where the test's sessions live: one server or a cluster, inspected with `redis-cli`.
 enum Db {
     Single(RedisServer),
@@ -111,7 +92,7 @@ fn pttl(db: &Db, key: &str) -> i64 {
 
 /// Set, read, delete, regenerate, clear: the whole protocol, plus what lands in Redis.
 async fn core_flows(db: &Db) {
-    let up = app().await;
+    let up = path_driven_app().await;
     let proxy = db
         .proxy(&up)
         .set("sessions.max_age", "1h")
@@ -167,7 +148,7 @@ async fn core_flows(db: &Db) {
 
 /// 100 concurrent requests of one session, each setting its own key: no lost update.
 async fn concurrent_keys(db: &Db) {
-    let up = app().await;
+    let up = path_driven_app().await;
     let proxy = db.proxy(&up).start();
     let addr = proxy.addr;
     let cookie = login(addr).await;
@@ -206,7 +187,7 @@ async fn concurrent_keys(db: &Db) {
 /// Two sessions that expire in 2s but linger (TTL pushed out), one live session, one key with no
 /// TTL: cleanup removes three and scans four.
 async fn cleanup_counts(db: &Db) {
-    let up = app().await;
+    let up = path_driven_app().await;
     let short = db.proxy(&up).set("sessions.max_age", "2s").start();
     let long = db.proxy(&up).set("sessions.max_age", "1h").start();
     let a = login(short.addr).await;
@@ -273,7 +254,7 @@ async fn cluster_core_concurrency_and_cleanup() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn regenerate_many_times_in_cluster_keeps_the_slot() {
     let db = Db::cluster();
-    let up = app().await;
+    let up = path_driven_app().await;
     let proxy = db.proxy(&up).start();
     let mut cookie = login(proxy.addr).await;
     for _ in 0..10 {
@@ -288,7 +269,7 @@ async fn regenerate_many_times_in_cluster_keeps_the_slot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn expired_but_lingering_key_is_not_served() {
     let db = Db::single();
-    let up = app().await;
+    let up = path_driven_app().await;
     let proxy = db.proxy(&up).set("sessions.max_age", "2s").start();
     let cookie = login(proxy.addr).await;
     let key = expected_key("session:", &cookie);
@@ -305,7 +286,7 @@ async fn expired_but_lingering_key_is_not_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replayed_cookie_of_destroyed_session_gets_nothing() {
     let db = Db::single();
-    let up = app().await;
+    let up = path_driven_app().await;
     let proxy = db.proxy(&up).start();
     let cookie = login(proxy.addr).await;
     get_with_cookie(proxy.addr, "/clear", COOKIE, &cookie).await;
@@ -324,7 +305,7 @@ async fn replayed_cookie_of_destroyed_session_gets_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_proxies_share_sessions() {
     let db = Db::single();
-    let up = app().await;
+    let up = path_driven_app().await;
     let a = db.proxy(&up).start();
     let b = db.proxy(&up).start();
     let cookie = login(a.addr).await;
@@ -356,7 +337,7 @@ async fn until_ok(addr: std::net::SocketAddr, path: &str, within: Duration) -> A
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_killed_then_restarted_recovers_without_proxy_restart() {
     let mut db = Db::single();
-    let up = app().await;
+    let up = path_driven_app().await;
     let proxy = db.proxy(&up).start();
     let cookie = login(proxy.addr).await;
 
@@ -387,7 +368,7 @@ async fn redis_killed_then_restarted_recovers_without_proxy_restart() {
 async fn proxy_starts_with_redis_down_and_recovers() {
     let mut db = Db::single();
     db.server().stop();
-    let up = app().await;
+    let up = path_driven_app().await;
     let proxy = db.proxy(&up).start();
     let answer = get(proxy.addr, "/login", &[]).await;
     assert_eq!(answer.status, 503, "{}", answer.text());
@@ -404,7 +385,7 @@ async fn proxy_starts_with_redis_down_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn check_with_redis_down_warns_and_exits_zero() {
-    let up = app().await;
+    let up = path_driven_app().await;
     let yaml = ProxyBuilder::new(&up.url())
         .driver("redis")
         .set(
@@ -423,7 +404,7 @@ async fn check_with_redis_down_warns_and_exits_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cleanup_with_redis_down_fails_clearly() {
-    let up = app().await;
+    let up = path_driven_app().await;
     let yaml = ProxyBuilder::new(&up.url())
         .driver("redis")
         .set("redis.url", &format!("\"redis://{}/0\"", dead_addr()))
@@ -476,7 +457,7 @@ fn round_trips(stats: &[(String, u64)]) -> u64 {
 async fn round_trips_per_request() {
     const N: u64 = 50;
     let db = Db::single();
-    let up = app().await;
+    let up = path_driven_app().await;
     let proxy = db.proxy(&up).start();
     let cookie = login(proxy.addr).await; // also loads the scripts on the way
     get_with_cookie(proxy.addr, "/set/warm/1", COOKIE, &cookie).await;
@@ -523,7 +504,7 @@ async fn acl_user_from_the_url() {
         "&*",
         "+@all",
     ]);
-    let up = app().await;
+    let up = path_driven_app().await;
     let url = |pw: &str| format!("\"redis://app:{pw}@127.0.0.1:{}/0\"", redis.port);
     let good = ProxyBuilder::new(&up.url())
         .driver("redis")
@@ -547,7 +528,7 @@ async fn acl_user_from_the_url() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slow_redis_is_a_503_after_the_timeout() {
     let redis = RedisServer::start_with(&["--enable-debug-command", "yes"]);
-    let up = app().await;
+    let up = path_driven_app().await;
     let proxy = ProxyBuilder::new(&up.url())
         .driver("redis")
         .set("redis.url", &format!("\"{}\"", redis.url()))

@@ -13,8 +13,6 @@ mod support;
 use std::time::Duration;
 
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\nHost: app.test\r\n\r\n";
 const OK_2: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
@@ -228,25 +226,6 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// Sends `bytes` on a fresh connection; returns what came back and whether the proxy closed the
-/// connection within `within`.
-async fn exchange(addr: std::net::SocketAddr, bytes: &[u8], within: Duration) -> (String, bool) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    // The proxy may refuse and close before it has read everything: a failed write is an answer.
-    let _ = stream.write_all(bytes).await;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    let deadline = tokio::time::Instant::now() + within;
-    let closed = loop {
-        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break true,
-            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
-            Err(_) => break false,
-        }
-    };
-    (String::from_utf8_lossy(&out).into_owned(), closed)
-}
-
 fn status_codes(answer: &str) -> Vec<u16> {
     answer
         .match_indices("HTTP/1.1 ")
@@ -264,7 +243,8 @@ async fn run_cases(cases: Vec<Case>, strict: bool) -> (Vec<String>, Vec<String>)
     let mut failures = Vec::new();
     for case in cases {
         let (bytes_before, requests_before) = (up.bytes().len(), up.requests().len());
-        let (answer, closed) = exchange(proxy.addr, &case.bytes, Duration::from_secs(4)).await;
+        let (answer, closed) =
+            raw_until_close(proxy.addr, &case.bytes, Duration::from_secs(4)).await;
         // Let anything the proxy forwarded reach the upstream before looking.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let wire = up.bytes()[bytes_before..].to_vec();
@@ -402,7 +382,7 @@ async fn bare_lf_is_refused() {
 async fn conforming_absolute_form_is_forwarded_in_origin_form() {
     let up = RawUpstream::start(Mode::Answer(OK_2.to_vec())).await;
     let proxy = ProxyBuilder::new(&up.url()).start();
-    let (answer, _) = exchange(
+    let (answer, _) = raw_until_close(
         proxy.addr,
         b"GET http://app.test/first?q=1 HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
         Duration::from_secs(4),

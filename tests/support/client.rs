@@ -188,3 +188,22 @@ pub async fn closed_within(
         }
     }
 }
+
+/// Writes `bytes` on a fresh connection and reads until the proxy closes it; returns what was read
+/// and whether the proxy closed the connection within `within`. The proxy may refuse and close
+/// before it has read everything, so a failed write is an answer, not a test failure.
+pub async fn raw_until_close(addr: SocketAddr, bytes: &[u8], within: Duration) -> (String, bool) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let _ = stream.write_all(bytes).await;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let deadline = tokio::time::Instant::now() + within;
+    let closed = loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break false,
+        }
+    };
+    (String::from_utf8_lossy(&out).into_owned(), closed)
+}

@@ -174,3 +174,23 @@ pub fn dead_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
 }
+
+/// An app driven by the path: `/login` sets user=Ann, `/set/<k>/<v>`, `/del/<k>`, `/clear`,
+/// `/regen`, `/inject` sets a value holding CR LF (as JSON escapes); anything else answers with the
+/// session data it was handed (`-` when there is none).
+pub async fn path_driven_app() -> TestUpstream {
+    TestUpstream::with(|seen| {
+        let path = seen.uri.path().to_owned();
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match parts.as_slice() {
+            ["login"] => Reply::ok().header("X-Session-Set", "user=Ann"),
+            ["set", k, v] => Reply::ok().header("X-Session-Set", &format!("{k}={v}")),
+            ["del", k] => Reply::ok().header("X-Session-Delete", k),
+            ["clear"] => Reply::ok().header("X-Session-Clear", "1"),
+            ["regen"] => Reply::ok().header("X-Session-Regenerate", "1"),
+            ["inject"] => Reply::ok().header("X-Session-Set", r#"name="a\r\nSet-Cookie: evil=1""#),
+            _ => Reply::ok().body(seen.header("x-session-data").unwrap_or("-").to_owned()),
+        }
+    })
+    .await
+}
