@@ -29,7 +29,7 @@ pub const MIN_SECRET_LEN: usize = 32;
 #[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read at all.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     Read {
         path: PathBuf,
         #[source]

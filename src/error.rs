@@ -52,7 +52,7 @@ pub enum ProxyError {
         detail: String,
     },
     /// The session store could not be reached in time.
-    #[error("session store unavailable: {0}")]
+    #[error("session store unavailable")]
     StoreUnavailable(#[source] crate::session::store::StoreError),
     /// The sealed session no longer fits in one cookie.
     #[error("session too large for a cookie: Set-Cookie would be {size} bytes (limit 4096)")]
@@ -137,4 +137,17 @@ pub fn plain(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     res
+}
+
+/// An error and all its sources, `outer: inner: innermost`, for log lines. Messages never repeat
+/// their source, so each cause appears once.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        out.push_str(": ");
+        out.push_str(&err.to_string());
+        cur = err.source();
+    }
+    out
 }

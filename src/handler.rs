@@ -123,13 +123,15 @@ async fn forward(
 fn log_failure(e: &ProxyError) {
     match e {
         ProxyError::Upstream { .. } => tracing::warn!(error = %e, "upstream request failed"),
-        ProxyError::StoreUnavailable(_) => tracing::error!(error = %e, "session store unavailable"),
+        ProxyError::StoreUnavailable(_) => {
+            tracing::error!(error = %crate::error::chain(e), "session store unavailable")
+        }
         ProxyError::CookieTooLarge { size } => tracing::error!(
             set_cookie_bytes = size,
             "session too large for the cookie store; response replaced by 500 and the client's cookie left as it was"
         ),
         ProxyError::BodyTooLarge { .. } | ProxyError::BadRequest(_) => {
-            tracing::info!(error = %e, "request refused")
+            tracing::info!(error = %crate::error::chain(e), "request refused")
         }
     }
 }

@@ -156,7 +156,7 @@ async fn serve(config: Config, path: PathBuf, overrides: Overrides) -> anyhow::R
                         }
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, "SIGHUP: reload failed; keeping the previous configuration and certificate")
+                        tracing::error!(error = %session_proxy::error::chain(&e), "SIGHUP: reload failed; keeping the previous configuration and certificate")
                     }
                 }
             }

@@ -32,7 +32,7 @@ pub type UpstreamBody = Limited<MapErr<Incoming, fn(hyper::Error) -> ClientBodyE
 
 /// The client's request body broke (malformed chunking, or the client hung up mid-body).
 #[derive(Debug, thiserror::Error)]
-#[error("reading the client's request body: {0}")]
+#[error("reading the client's request body")]
 pub struct ClientBodyError(#[source] pub hyper::Error);
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -41,7 +41,7 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum UpstreamSetupError {
-    #[error("cannot read upstream.ca {path}: {source}")]
+    #[error("cannot read upstream.ca {path}")]
     CaRead {
         path: String,
         #[source]
@@ -297,7 +297,7 @@ impl Upstream {
         };
         ProxyError::Upstream {
             kind,
-            detail: error_chain(&e),
+            detail: crate::error::chain(&e),
         }
     }
 }
@@ -466,17 +466,6 @@ fn find_source<'a, T: StdError + 'static>(e: &'a (dyn StdError + 'static)) -> Op
         cur = err.source();
     }
     None
-}
-
-fn error_chain(e: &(dyn StdError + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(err) = cur {
-        out.push_str(": ");
-        out.push_str(&err.to_string());
-        cur = err.source();
-    }
-    out
 }
 
 fn tls_client_config(

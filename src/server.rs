@@ -44,7 +44,7 @@ use crate::tls::{Tls, TlsError};
 #[non_exhaustive]
 pub enum ServeError {
     /// The listen address is taken or not ours.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         #[source]
