@@ -128,7 +128,9 @@ impl serde_json::ser::Formatter for AsciiFormatter {
     ) -> std::io::Result<()> {
         let mut start = 0;
         for (i, ch) in fragment.char_indices() {
-            if ch.is_ascii() {
+            // DEL (0x7f) is ASCII but not a legal header-value byte, and serde_json does not
+            // escape it: write it as \u007f like everything else outside printable ASCII.
+            if ch.is_ascii() && ch != '\x7f' {
                 continue;
             }
             writer.write_all(&fragment.as_bytes()[start..i])?;
@@ -339,6 +341,22 @@ mod tests {
             "{\"a\":[1,\"x\"]}"
         );
         assert_eq!(header_value_for(&json!("\u{1F600}")), "\"\\ud83d\\ude00\"");
+    }
+
+    /// Found by reading the code after fuzzing: a DEL in a value or key made `inject` panic on
+    /// every request of that session.
+    #[test]
+    fn del_is_escaped_in_values_and_keys() {
+        assert_eq!(header_value_for(&json!("a\u{7f}b")), "\"a\\u007fb\"");
+        let mut data = Data::new();
+        data.insert("k\u{7f}".into(), json!("v\u{7f}"));
+        let mut h = HeaderMap::new();
+        inject(&mut h, "abc", &data);
+        assert_eq!(h["x-session-data"], "{\"k\\u007f\":\"v\\u007f\"}");
+        assert_eq!(
+            serde_json::from_str::<Value>(h["x-session-data"].to_str().unwrap()).unwrap(),
+            Value::Object(data)
+        );
     }
 
     #[test]
