@@ -18,6 +18,21 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// Reads a whole response into an `Answer` (a body that breaks off reads as what arrived).
+    pub async fn read(res: http::Response<hyper::body::Incoming>) -> Answer {
+        let (parts, body) = res.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -53,17 +68,7 @@ pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> Answer {
         .await
         .expect("proxy answered in time")
         .expect("proxy answered");
-    let (parts, body) = res.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
+    Answer::read(res).await
 }
 
 /// GET `path` with extra headers.
@@ -113,17 +118,7 @@ pub async fn send_h2(addr: SocketAddr, req: Request<Full<Bytes>>) -> Answer {
     tokio::spawn(conn);
     let work = async {
         let res = sender.send_request(req).await.expect("proxy answered");
-        let (parts, body) = res.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default();
-        Answer {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        }
+        Answer::read(res).await
     };
     tokio::time::timeout(Duration::from_secs(30), work)
         .await

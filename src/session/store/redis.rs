@@ -426,6 +426,26 @@ impl RedisStore {
         }
     }
 
+    /// Runs a script built on the shared `apply` function against `keys`, with the delta's ARGV.
+    async fn run_apply(
+        &self,
+        script: &Script,
+        keys: &[String],
+        session: &Session,
+        delta: Delta<'_>,
+    ) -> Result<i64, StoreError> {
+        let mut inv = script.prepare_invoke();
+        for key in keys {
+            inv.key(key);
+        }
+        for a in self.apply_args(session, delta, now_millis()) {
+            inv.arg(a);
+        }
+        let inv = &inv;
+        self.run(|mut c| async move { inv.invoke_async(&mut c).await })
+            .await
+    }
+
     /// ARGV for the shared `apply` Lua function.
     fn apply_args(&self, session: &Session, delta: Delta<'_>, now: Millis) -> Vec<String> {
         let mut args = Vec::with_capacity(4 + delta.delete.len() + 2 * delta.set.len());
@@ -621,15 +641,8 @@ impl SessionStore for RedisStore {
     }
 
     async fn update(&self, session: &Session, delta: Delta<'_>) -> Result<Write, StoreError> {
-        let key = self.key(&session.id);
-        let mut inv = SCRIPTS.update.prepare_invoke();
-        inv.key(&key);
-        for a in self.apply_args(session, delta, now_millis()) {
-            inv.arg(a);
-        }
-        let inv = &inv;
-        let code: i64 = self
-            .run(|mut c| async move { inv.invoke_async(&mut c).await })
+        let code = self
+            .run_apply(&SCRIPTS.update, &[self.key(&session.id)], session, delta)
             .await?;
         Ok(match code {
             1 => Write::Stored(session.id.as_str().to_owned()),
@@ -647,14 +660,9 @@ impl SessionStore for RedisStore {
             // Would cross Cluster slots: ask the layer for an ID from `generate_id(Some(old))`.
             return Ok(Write::Collision);
         }
-        let mut inv = SCRIPTS.regenerate.prepare_invoke();
-        inv.key(self.key(old)).key(self.key(&session.id));
-        for a in self.apply_args(session, delta, now_millis()) {
-            inv.arg(a);
-        }
-        let inv = &inv;
-        let code: i64 = self
-            .run(|mut c| async move { inv.invoke_async(&mut c).await })
+        let keys = [self.key(old), self.key(&session.id)];
+        let code = self
+            .run_apply(&SCRIPTS.regenerate, &keys, session, delta)
             .await?;
         Ok(match code {
             1 => Write::Stored(session.id.as_str().to_owned()),
