@@ -248,6 +248,9 @@ impl Server {
             }
         };
         let mut threads = Vec::new();
+        // Each worker reports when its accept loop has ended and its listening socket is closed,
+        // so "shutting down" is logged (and new connections refused) only once all of them are.
+        let (closed_tx, mut closed_rx) = mpsc::channel::<()>(1);
         for (i, std_listener) in self.worker_listeners.into_iter().enumerate() {
             let (public, permits) = (public.clone(), Arc::clone(&public_permits));
             let (builder, stop, grace) = (
@@ -256,6 +259,7 @@ impl Server {
                 self.limits.shutdown_grace,
             );
             let limits = self.limits.clone();
+            let closed = closed_tx.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("worker-{}", i + 1))
                 .spawn(move || {
@@ -286,6 +290,7 @@ impl Server {
                             permits,
                         };
                         ctx.accept_loop(listener, public).await;
+                        drop(closed);
                         let _ = tokio::time::timeout(grace, alive_rx.recv()).await;
                     });
                 });
@@ -304,6 +309,8 @@ impl Server {
         self.ready.stopping();
         let _ = stop_tx.send(true);
         while loops.join_next().await.is_some() {}
+        drop(closed_tx);
+        let _ = closed_rx.recv().await;
 
         tracing::info!("shutting down: no new connections, finishing in-flight requests");
         tokio::select! {
