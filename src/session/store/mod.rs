@@ -59,6 +59,15 @@ impl SessionId {
         &self.0
     }
 
+    /// The session's public name: base64url (no padding) of SHA-256 of the ID, 43 characters.
+    /// Stable for the session's life and new after Clear or Regenerate, it is what the app sees as
+    /// `X-Session-Id` and what logs and the admin API call a session. Knowing it gives nothing: no
+    /// store accepts it in place of the cookie, and the ID cannot be derived from it.
+    pub fn handle(&self) -> String {
+        use sha2::{Digest, Sha256};
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(self.0.as_bytes()))
+    }
+
     /// A short, non-reversible tag for logs: enough to correlate lines, useless as a credential.
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
@@ -306,6 +315,16 @@ mod tests {
         assert!(SessionId::parse("short").is_none());
         assert!(SessionId::parse(&"=".repeat(43)).is_none());
         assert!(!format!("{a:?}").contains(a.as_str()));
+    }
+
+    #[test]
+    fn handle_is_sha256_base64url_and_never_the_id() {
+        let id = SessionId::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").unwrap();
+        let h = id.handle();
+        assert_eq!(h.len(), 43);
+        assert_ne!(h, id.as_str());
+        assert_eq!(h, id.handle());
+        assert_ne!(h, SessionId::generate().handle());
     }
 
     #[test]
