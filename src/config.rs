@@ -61,6 +61,9 @@ pub struct Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
     pub limits: LimitsConfig,
+    /// Peers whose `X-Forwarded-*` / `Forwarded` headers are believed (load balancers in front of
+    /// the proxy). Everyone else's are replaced.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,6 +83,14 @@ pub struct UpstreamConfig {
     /// Largest request body forwarded, in bytes; larger ones get 413. Absent: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_body: Option<u64>,
+    /// The `Upgrade` protocols the proxy tunnels (lower-cased on load). Any other upgrade, `h2c`
+    /// above all, would turn the connection into a raw pipe to the app past the session layer, so
+    /// it is stripped and the request forwarded as an ordinary one.
+    #[serde(default = "defaults::upgrades")]
+    pub upgrades: Vec<String>,
+    /// Most header lines accepted in an upstream response head; more is a 502.
+    #[serde(default = "defaults::max_response_headers")]
+    pub max_response_headers: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,6 +215,10 @@ pub struct TlsConfig {
     pub key: PathBuf,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_http: Option<SocketAddr>,
+    /// The host (and optional port) every redirect points at. Absent: the request's validated
+    /// `Host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_host: Option<String>,
 }
 
 /// Connection-level limits. Defaults are what a public-facing proxy should run with.
@@ -258,6 +273,8 @@ struct FileConfig {
     tls: Option<TlsConfig>,
     #[serde(default)]
     limits: LimitsConfig,
+    #[serde(default, deserialize_with = "cidr_list::deserialize")]
+    trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// How an environment variable's text becomes a YAML value.
@@ -289,12 +306,16 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SESSION_PREVIOUS_SECRETS", "sessions.previous_secrets"),
     ("REDIS_URL", "redis.url"),
     ("REDIS_CLUSTER", "redis.cluster"),
+    ("SESSION_PROXY_UPSTREAM_UPGRADES", "upstream.upgrades"),
+    ("SESSION_PROXY_TRUSTED_PROXIES", "trusted_proxies"),
 ];
 
 fn env_kind(field: &str) -> EnvKind {
     match field {
         "sessions.secure" | "sessions.http_only" => EnvKind::Scalar,
-        "sessions.previous_secrets" | "redis.cluster" => EnvKind::List,
+        "sessions.previous_secrets" | "redis.cluster" | "upstream.upgrades" | "trusted_proxies" => {
+            EnvKind::List
+        }
         _ => EnvKind::Text,
     }
 }
@@ -377,7 +398,12 @@ impl Config {
             redis: file.redis,
             tls: file.tls,
             limits: file.limits,
+            trusted_proxies: file.trusted_proxies,
         };
+        let mut config = config;
+        for proto in &mut config.upstream.upgrades {
+            *proto = proto.trim().to_ascii_lowercase();
+        }
         config.validate()?;
         Ok(config)
     }
@@ -411,6 +437,27 @@ impl Config {
         }
         if up.timeout.is_zero() {
             return Err(ConfigError::field("upstream.timeout", "must be > 0"));
+        }
+        for (i, proto) in up.upgrades.iter().enumerate() {
+            let field = || format!("upstream.upgrades[{i}]");
+            if proto.is_empty() || !proto.bytes().all(is_token_byte) {
+                return Err(ConfigError::field(
+                    field(),
+                    "must be a protocol token (e.g. websocket)",
+                ));
+            }
+            if proto == "h2c" {
+                return Err(ConfigError::field(
+                    field(),
+                    "h2c cannot be tunnelled: every later request on the connection would reach the app raw, past the session layer; clients get HTTP/2 from the proxy itself",
+                ));
+            }
+        }
+        if !(1..=10_000).contains(&up.max_response_headers) {
+            return Err(ConfigError::field(
+                "upstream.max_response_headers",
+                "must be between 1 and 10000",
+            ));
         }
 
         let s = &self.sessions;
@@ -464,10 +511,15 @@ impl Config {
                 "None requires sessions.secure: true (browsers reject it otherwise)",
             ));
         }
-        if !s.path.starts_with('/') || s.path.contains(';') || !s.path.is_ascii() {
+        if !s.path.starts_with('/')
+            || !s
+                .path
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
+        {
             return Err(ConfigError::field(
                 "sessions.path",
-                "must start with / and be plain ASCII without ';'",
+                "must start with / and be printable ASCII without spaces, ';' or ','",
             ));
         }
         if !s.domain.is_empty()
@@ -508,6 +560,12 @@ impl Config {
             ));
         }
 
+        if s.cleanup_interval.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::field(
+                "sessions.cleanup_interval",
+                "must be > 0 (leave it out, or write off, for no sweep)",
+            ));
+        }
         if s.driver == Driver::Redis {
             let r = &self.redis;
             if r.cluster.is_empty() {
@@ -523,8 +581,25 @@ impl Config {
                 return Err(ConfigError::field("redis.timeout", "must be > 0"));
             }
         }
-        if self.limits.max_connections == 0 {
+        let l = &self.limits;
+        if l.max_connections == 0 {
             return Err(ConfigError::field("limits.max_connections", "must be >= 1"));
+        }
+        for (field, d) in [
+            ("limits.header_read_timeout", l.header_read_timeout),
+            ("limits.tls_handshake_timeout", l.tls_handshake_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::field(field, "must be > 0"));
+            }
+        }
+        if let Some(host) = self.tls.as_ref().and_then(|t| t.redirect_host.as_deref()) {
+            if !crate::proxy::target::is_valid(host.as_bytes()) {
+                return Err(ConfigError::field(
+                    "tls.redirect_host",
+                    "must be a host name or IP literal with an optional :port",
+                ));
+            }
         }
         Ok(())
     }
@@ -535,14 +610,28 @@ impl Config {
     }
 }
 
+/// The same parse the Redis client does at start-up, so `check` refuses what `serve` would.
 fn check_redis_url(field: &str, url: &str) -> Result<(), ConfigError> {
-    match url.split_once("://") {
-        Some(("redis" | "rediss" | "redis+unix" | "unix", rest)) if !rest.is_empty() => Ok(()),
-        _ => Err(ConfigError::field(
+    use ::redis::IntoConnectionInfo;
+    let scheme_ok = matches!(
+        url.split_once("://"),
+        Some(("redis" | "rediss" | "redis+unix" | "unix", rest)) if !rest.is_empty()
+    );
+    if !scheme_ok {
+        return Err(ConfigError::field(
             field,
             "must be a redis:// or rediss:// URL",
-        )),
+        ));
     }
+    // The client's message never echoes the URL (it may carry a password).
+    url.into_connection_info()
+        .map(|_| ())
+        .map_err(|e| ConfigError::field(field, format!("not a usable Redis URL: {e}")))
+}
+
+/// RFC 9110 `tchar`.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// RFC 6265 cookie-name token.
@@ -667,6 +756,28 @@ mod opt_duration_serde {
     }
 }
 
+/// CIDRs, where a bare address means just that address (`10.0.0.7` = `10.0.0.7/32`), as in
+/// nginx's `set_real_ip_from`.
+mod cidr_list {
+    use super::*;
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|text| {
+                let t = text.trim();
+                t.parse::<ipnet::IpNet>()
+                    .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map(|net| net.trunc())
+                    .map_err(|_| {
+                        serde::de::Error::custom(format!(
+                            "invalid address or CIDR {text:?} (write e.g. 10.0.0.0/8 or 192.0.2.7)"
+                        ))
+                    })
+            })
+            .collect()
+    }
+}
+
 mod uri_serde {
     use super::*;
     pub fn serialize<S: Serializer>(u: &Uri, s: S) -> Result<S::Ok, S::Error> {
@@ -716,6 +827,12 @@ mod defaults {
     }
     pub fn pool_size() -> usize {
         8
+    }
+    pub fn upgrades() -> Vec<String> {
+        vec!["websocket".into()]
+    }
+    pub fn max_response_headers() -> usize {
+        256
     }
     pub fn redis_timeout() -> Duration {
         Duration::from_millis(500)

@@ -6,10 +6,11 @@
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
+
+use crate::proxy::target::TargetError;
 
 /// The body of every response the proxy writes: the upstream's, streamed, or a short one of ours.
-pub type ResponseBody = Either<Incoming, Full<Bytes>>;
+pub type ResponseBody = Either<crate::proxy::DownstreamBody, Full<Bytes>>;
 
 /// Why the upstream could not answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +24,9 @@ pub enum UpstreamFailure {
     Timeout,
     /// The connection broke or the upstream sent garbage.
     Reset,
+    /// The upstream broke the protocol in a way that would bypass the proxy (a `101` nobody
+    /// asked for).
+    Protocol,
 }
 
 impl UpstreamFailure {
@@ -32,6 +36,7 @@ impl UpstreamFailure {
             UpstreamFailure::ConnectTimeout => "connect_timeout",
             UpstreamFailure::Timeout => "timeout",
             UpstreamFailure::Reset => "reset",
+            UpstreamFailure::Protocol => "protocol",
         }
     }
 }
@@ -42,6 +47,9 @@ pub enum ProxyError {
     /// The client's request is malformed in a way hyper let through (e.g. conflicting framing).
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// The request target or its authority is refused; see [`TargetError`].
+    #[error("bad request target")]
+    BadTarget(#[source] TargetError),
     /// The request body is larger than `upstream.max_body`.
     #[error("request body larger than {limit} bytes")]
     BodyTooLarge { limit: u64 },
@@ -54,6 +62,15 @@ pub enum ProxyError {
     /// The session store could not be reached in time.
     #[error("session store unavailable")]
     StoreUnavailable(#[source] crate::session::store::StoreError),
+    /// The store failed while applying the app's answer: the upstream has already processed the
+    /// request. `retry_safe` is false for methods whose repetition could act twice (POST, PUT,
+    /// PATCH, DELETE, ...), so the 503 carries no `Retry-After` invitation.
+    #[error("session store unavailable after the upstream answered")]
+    StoreFailedAfterUpstream {
+        #[source]
+        source: crate::session::store::StoreError,
+        retry_safe: bool,
+    },
     /// The sealed session no longer fits in one cookie.
     #[error("session too large for a cookie: Set-Cookie would be {size} bytes (limit 4096)")]
     CookieTooLarge { size: usize },
@@ -62,15 +79,19 @@ pub enum ProxyError {
 impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BadRequest(_) | ProxyError::BadTarget(_) => StatusCode::BAD_REQUEST,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::Upstream { kind, .. } => match kind {
                 UpstreamFailure::ConnectTimeout | UpstreamFailure::Timeout => {
                     StatusCode::GATEWAY_TIMEOUT
                 }
-                UpstreamFailure::Connect | UpstreamFailure::Reset => StatusCode::BAD_GATEWAY,
+                UpstreamFailure::Connect | UpstreamFailure::Reset | UpstreamFailure::Protocol => {
+                    StatusCode::BAD_GATEWAY
+                }
             },
-            ProxyError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::StoreUnavailable(_) | ProxyError::StoreFailedAfterUpstream { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ProxyError::CookieTooLarge { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -78,7 +99,7 @@ impl ProxyError {
     /// What the client reads. Deliberately short and free of internal detail (addresses, keys).
     fn public_message(&self) -> &'static str {
         match self {
-            ProxyError::BadRequest(_) => "Bad Request\n",
+            ProxyError::BadRequest(_) | ProxyError::BadTarget(_) => "Bad Request\n",
             ProxyError::BodyTooLarge { .. } => "Payload Too Large\n",
             ProxyError::Upstream { kind, .. } => match kind {
                 UpstreamFailure::ConnectTimeout | UpstreamFailure::Timeout => {
@@ -86,9 +107,13 @@ impl ProxyError {
                 }
                 UpstreamFailure::Connect => "Bad Gateway: the upstream could not be reached\n",
                 UpstreamFailure::Reset => "Bad Gateway: the upstream connection failed\n",
+                UpstreamFailure::Protocol => "Bad Gateway: the upstream broke the protocol\n",
             },
             ProxyError::StoreUnavailable(_) => {
                 "Service Unavailable: the session store cannot be reached; try again shortly\n"
+            }
+            ProxyError::StoreFailedAfterUpstream { .. } => {
+                "Service Unavailable: the request was processed but the session could not be saved\n"
             }
             ProxyError::CookieTooLarge { .. } => {
                 "Internal Server Error: the session is too large to store in a cookie\n"
@@ -116,10 +141,17 @@ fn error_response(
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if matches!(err, ProxyError::StoreUnavailable(_)) {
+    if matches!(
+        err,
+        ProxyError::StoreUnavailable(_)
+            | ProxyError::StoreFailedAfterUpstream {
+                retry_safe: true,
+                ..
+            }
+    ) {
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
-    if matches!(err, ProxyError::BadRequest(_)) {
+    if matches!(err, ProxyError::BadRequest(_) | ProxyError::BadTarget(_)) {
         // A request whose framing we refused leaves the stream in an unknown state.
         h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }

@@ -80,11 +80,10 @@ async fn forward(
     client: ClientInfo,
     trace: &mut Trace,
 ) -> Result<Response<ResponseBody>, ProxyError> {
-    let client_upgrade = proxy::upgrade_protocol(req.version(), req.headers())
-        .is_some()
-        .then(|| hyper::upgrade::on(&mut req));
+    let upgrade = app.upstream.allowed_upgrade(req.version(), req.headers());
+    let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
-    app.upstream.prepare(&mut parts, client)?;
+    app.upstream.prepare(&mut parts, client, upgrade)?;
     trace.request_id = parts.headers.get(X_REQUEST_ID).cloned();
 
     let state = app.session.on_request(&mut parts.headers).await?;
@@ -95,8 +94,13 @@ async fn forward(
         app.metrics.cookie_rejected(reason);
     }
 
+    // Whether asking again is harmless if the store fails after the upstream has acted.
+    let retry_safe = parts.method.is_safe();
     let sent = Instant::now();
-    let mut response = app.upstream.send(parts, body).await?;
+    let mut response = app
+        .upstream
+        .send(parts, body, client_upgrade.is_some())
+        .await?;
     let upstream_time = sent.elapsed();
     trace.upstream_time = Some(upstream_time);
     app.metrics.upstream(upstream_time);
@@ -107,7 +111,16 @@ async fn forward(
         }
     }
     let (mut parts, body) = response.into_parts();
-    let outcome = app.session.on_response(state, &mut parts.headers).await?;
+    let outcome = app
+        .session
+        .on_response(state, &mut parts.headers)
+        .await
+        .map_err(|e| match e {
+            ProxyError::StoreUnavailable(source) => {
+                ProxyError::StoreFailedAfterUpstream { source, retry_safe }
+            }
+            other => other,
+        })?;
     if outcome.created {
         app.metrics.session_created();
     }
@@ -117,7 +130,10 @@ async fn forward(
     if outcome.regenerated {
         app.metrics.session_regenerated();
     }
-    Ok(Response::from_parts(parts, Either::Left(body)))
+    Ok(Response::from_parts(
+        parts,
+        Either::Left(proxy::trailers::Filtered::new(body)),
+    ))
 }
 
 fn log_failure(e: &ProxyError) {
@@ -126,11 +142,16 @@ fn log_failure(e: &ProxyError) {
         ProxyError::StoreUnavailable(_) => {
             tracing::error!(error = %crate::error::chain(e), "session store unavailable")
         }
+        ProxyError::StoreFailedAfterUpstream { retry_safe, .. } => tracing::error!(
+            error = %crate::error::chain(e),
+            retry_after = retry_safe,
+            "session store unavailable after the upstream already answered: the request was processed, its session changes were not saved"
+        ),
         ProxyError::CookieTooLarge { size } => tracing::error!(
             set_cookie_bytes = size,
             "session too large for the cookie store; response replaced by 500 and the client's cookie left as it was"
         ),
-        ProxyError::BodyTooLarge { .. } | ProxyError::BadRequest(_) => {
+        ProxyError::BodyTooLarge { .. } | ProxyError::BadRequest(_) | ProxyError::BadTarget(_) => {
             tracing::info!(error = %crate::error::chain(e), "request refused")
         }
     }

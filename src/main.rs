@@ -95,7 +95,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(tls) = &config.tls {
                 session_proxy::tls::Tls::load(tls)?;
             }
-            session_proxy::proxy::Upstream::new(&config.upstream)?;
+            session_proxy::proxy::Upstream::new(&config.upstream, &config.trusted_proxies)?;
             print!("{}", config.to_redacted_yaml());
             eprintln!("session-proxy: {} is valid", cli.config.display());
             if config.sessions.driver == session_proxy::config::Driver::Redis {

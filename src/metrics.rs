@@ -22,7 +22,7 @@ const METHODS: [&str; 10] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "OTHER",
 ];
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-const FAILURES: [&str; 4] = ["connect", "connect_timeout", "timeout", "reset"];
+const FAILURES: [&str; 5] = ["connect", "connect_timeout", "timeout", "reset", "protocol"];
 const REJECTS: [&str; 4] = ["tampered", "expired", "unknown", "too_large"];
 /// Store operations, in the order of [`StoreOp`].
 const STORE_OPS: [&str; 7] = [

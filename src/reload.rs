@@ -124,10 +124,11 @@ impl Reloader {
         .with_metrics(Arc::clone(&current.metrics));
         let upstream = if serde_yaml::to_string(&old.upstream).ok()
             == serde_yaml::to_string(&new.upstream).ok()
+            && old.trusted_proxies == new.trusted_proxies
         {
             Arc::clone(&current.upstream)
         } else {
-            Arc::new(Upstream::new(&new.upstream)?)
+            Arc::new(Upstream::new(&new.upstream, &new.trusted_proxies)?)
         };
         if let (Some(tls), Some(cfg)) = (&self.tls, &new.tls) {
             tls.reload_from(cfg)?;

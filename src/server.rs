@@ -92,7 +92,7 @@ impl Server {
         let app = Arc::new(ArcSwap::from_pointee(App {
             metrics,
             session,
-            upstream: Arc::new(Upstream::new(&config.upstream)?),
+            upstream: Arc::new(Upstream::new(&config.upstream, &config.trusted_proxies)?),
         }));
         let workers = match (workers, config.limits.workers) {
             (0, 0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
