@@ -658,7 +658,9 @@ fn set_path(tree: &mut Value, dotted: &str, value: Value) {
         if !node.is_mapping() {
             *node = Value::Mapping(Default::default());
         }
-        let map = node.as_mapping_mut().expect("just made a mapping");
+        let Some(map) = node.as_mapping_mut() else {
+            return;
+        };
         let key = Value::String(part.to_owned());
         if parts.peek().is_none() {
             map.insert(key, value);

@@ -30,10 +30,10 @@ use crate::admin::{self, Readiness};
 use arc_swap::ArcSwap;
 
 use crate::config::{Config, Driver, LimitsConfig, Overrides};
-use crate::error::{plain, ResponseBody};
+use crate::error::{plain, ProxyError, ResponseBody};
 use crate::handler::{self, App};
 use crate::metrics::Metrics;
-use crate::proxy::{ClientInfo, Upstream, UpstreamSetupError};
+use crate::proxy::{target, ClientInfo, Upstream, UpstreamSetupError};
 use crate::reload::Reloader;
 use crate::session::store::StoreError;
 use crate::session::store::{now_millis, SessionStore};
@@ -43,9 +43,10 @@ use crate::tls::{Tls, TlsError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
-    /// The listen address is taken or not ours.
-    #[error("cannot listen on {addr}")]
+    /// The listen address is taken (by another process, or another session-proxy) or not ours.
+    #[error("cannot listen on {addr} ({setting})")]
     Bind {
+        setting: &'static str,
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
@@ -60,9 +61,12 @@ pub enum ServeError {
 
 pub struct Server {
     listener: TcpListener,
+    /// Where `listener` is bound (the real port when `listen` asked for port 0).
+    addr: SocketAddr,
     /// One more listening socket on the same address per extra worker thread (SO_REUSEPORT).
     worker_listeners: Vec<std::net::TcpListener>,
-    redirect: Option<TcpListener>,
+    /// The redirect listener and `tls.redirect_host`.
+    redirect: Option<(TcpListener, Option<Arc<str>>)>,
     admin: Option<TcpListener>,
     ready: Arc<Readiness>,
     app: Arc<ArcSwap<App>>,
@@ -100,10 +104,12 @@ impl Server {
             (n, _) => n,
         };
         let (listener, worker_listeners) = if workers <= 1 {
-            (bind(config.listen).await?, Vec::new())
+            (bind("listen", config.listen).await?, Vec::new())
         } else {
+            ensure_unused(config.listen)?;
             let first = reuseport_listener(config.listen)?;
             let addr = first.local_addr().map_err(|source| ServeError::Bind {
+                setting: "listen",
                 addr: config.listen,
                 source,
             })?;
@@ -111,20 +117,34 @@ impl Server {
                 .map(|_| reuseport_listener(addr))
                 .collect::<Result<Vec<_>, _>>()?;
             let first = TcpListener::from_std(first).map_err(|source| ServeError::Bind {
+                setting: "listen",
                 addr: config.listen,
                 source,
             })?;
             (first, extra)
         };
         let redirect = match config.tls.as_ref().and_then(|t| t.redirect_http) {
-            Some(addr) => Some(bind(addr).await?),
+            Some(addr) => Some((
+                bind("tls.redirect_http", addr).await?,
+                config
+                    .tls
+                    .as_ref()
+                    .and_then(|t| t.redirect_host.as_deref())
+                    .map(Arc::<str>::from),
+            )),
             None => None,
         };
         let admin = match config.admin_listen {
-            Some(addr) => Some(bind(addr).await?),
+            Some(addr) => Some(bind("admin_listen", addr).await?),
             None => None,
         };
+        let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+            setting: "listen",
+            addr: config.listen,
+            source,
+        })?;
         Ok(Server {
+            addr,
             listener,
             worker_listeners,
             redirect,
@@ -149,9 +169,7 @@ impl Server {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.addr
     }
 
     pub fn admin_addr(&self) -> Option<SocketAddr> {
@@ -159,7 +177,9 @@ impl Server {
     }
 
     pub fn redirect_addr(&self) -> Option<SocketAddr> {
-        self.redirect.as_ref().and_then(|l| l.local_addr().ok())
+        self.redirect
+            .as_ref()
+            .and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// The pipeline requests run through now.
@@ -220,12 +240,15 @@ impl Server {
                 }
             });
         }
-        if let Some(redirect) = self.redirect {
+        if let Some((redirect, pinned_host)) = self.redirect {
             let https_port = self.listener.local_addr().map(|a| a.port()).unwrap_or(443);
             let ctx = context(self.limits.max_connections);
             loops.spawn(async move {
-                ctx.accept_loop(redirect, move || RedirectTo(https_port))
-                    .await
+                ctx.accept_loop(redirect, move || RedirectTo {
+                    https_port,
+                    pinned_host: pinned_host.clone(),
+                })
+                .await
             });
         }
         if let Some(admin) = self.admin {
@@ -333,7 +356,11 @@ impl Server {
 /// A listening socket that other sockets may share (SO_REUSEPORT): one per worker thread.
 fn reuseport_listener(addr: SocketAddr) -> Result<std::net::TcpListener, ServeError> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let err = |source| ServeError::Bind { addr, source };
+    let err = |source| ServeError::Bind {
+        setting: "listen",
+        addr,
+        source,
+    };
     let socket =
         Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(err)?;
     socket.set_reuse_address(true).map_err(err)?;
@@ -345,10 +372,31 @@ fn reuseport_listener(addr: SocketAddr) -> Result<std::net::TcpListener, ServeEr
     Ok(socket.into())
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+/// SO_REUSEPORT lets any process of the same user join a port: a second session-proxy started on
+/// the same `listen` would bind silently and split the traffic. A plain socket (no
+/// SO_REUSEPORT) cannot bind where anyone listens, so one trial bind tells, as nginx would,
+/// "address already in use" before the worker sockets are made.
+fn ensure_unused(addr: SocketAddr) -> Result<(), ServeError> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    std::net::TcpListener::bind(addr)
+        .map(drop)
+        .map_err(|source| ServeError::Bind {
+            setting: "listen",
+            addr,
+            source,
+        })
+}
+
+async fn bind(setting: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| ServeError::Bind { addr, source })
+        .map_err(|source| ServeError::Bind {
+            setting,
+            addr,
+            source,
+        })
 }
 
 /// One listener's accept loop state.
@@ -401,7 +449,11 @@ impl AcceptContext {
             };
             let permit = tokio::select! {
                 _ = stop.changed() => return,
-                permit = Arc::clone(&self.permits).acquire_owned() => permit.expect("never closed"),
+                permit = Arc::clone(&self.permits).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    // Only a closed semaphore fails, and nothing closes it: stop accepting.
+                    Err(_) => return,
+                },
             };
             let _ = stream.set_nodelay(true);
             let listen = make();
@@ -492,40 +544,59 @@ fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
 }
 
 /// The plain listener that sends every request to the HTTPS one.
-struct RedirectTo(u16);
+struct RedirectTo {
+    https_port: u16,
+    /// `tls.redirect_host`: every `Location` names this host instead of the request's.
+    pinned_host: Option<Arc<str>>,
+}
 
 impl Listen for RedirectTo {
     async fn serve(self, ctx: ConnContext, stream: tokio::net::TcpStream, peer: SocketAddr) {
-        let port = self.0;
-        serve_http(&ctx, stream, peer, move |req| async move {
-            redirect(&req, port)
+        let RedirectTo {
+            https_port,
+            pinned_host,
+        } = self;
+        serve_http(&ctx, stream, peer, move |req| {
+            let res = redirect(&req, https_port, pinned_host.as_deref());
+            async move { res }
         })
         .await
     }
 }
 
-/// 308 keeps the method and body, unlike 301/302.
-fn redirect(req: &Request<Incoming>, https_port: u16) -> Response<ResponseBody> {
-    let host = req.uri().host().map(str::to_owned).or_else(|| {
-        let h = req.headers().get(header::HOST)?.to_str().ok()?;
-        let authority: http::uri::Authority = h.parse().ok()?;
-        Some(authority.host().to_owned())
-    });
-    let Some(host) = host else {
-        return plain(StatusCode::BAD_REQUEST, "Bad Request: no Host\n");
+/// 308 keeps the method and body, unlike 301/302. The request passes the public listener's
+/// target checks first: an open redirect to a foreign authority (absolute-form, a doubled or
+/// malformed `Host`, `CONNECT`) is a 400 here as it is there.
+fn redirect(
+    req: &Request<Incoming>,
+    https_port: u16,
+    pinned_host: Option<&str>,
+) -> Response<ResponseBody> {
+    if let Err(e) = target::check(req.method(), req.uri(), req.version(), req.headers()) {
+        return ProxyError::BadTarget(e).into_response();
+    }
+    let authority = match pinned_host {
+        Some(pinned) => pinned.to_owned(),
+        None => {
+            let host = target::host_of(req.uri(), req.headers())
+                .and_then(|h| h.to_str().ok()?.parse::<http::uri::Authority>().ok());
+            let Some(host) = host else {
+                return ProxyError::BadTarget(target::TargetError::MissingHost).into_response();
+            };
+            if https_port == 443 {
+                host.host().to_owned()
+            } else {
+                format!("{}:{https_port}", host.host())
+            }
+        }
     };
     let pq = req
         .uri()
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let location = if https_port == 443 {
-        format!("https://{host}{pq}")
-    } else {
-        format!("https://{host}:{https_port}{pq}")
-    };
-    let Ok(location) = HeaderValue::try_from(location) else {
-        return plain(StatusCode::BAD_REQUEST, "Bad Request\n");
+    let Ok(location) = HeaderValue::try_from(format!("https://{authority}{pq}")) else {
+        return ProxyError::BadRequest("the target cannot be redirected").into_response();
     };
     let mut res = plain(StatusCode::PERMANENT_REDIRECT, "Moved to HTTPS\n");
     res.headers_mut().insert(header::LOCATION, location);
@@ -606,9 +677,19 @@ pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+        let term = async {
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    term.recv().await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot watch for SIGTERM; only SIGINT stops the proxy");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
         tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = term => tracing::info!("SIGTERM received"),
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
         }
     }

@@ -122,7 +122,10 @@ fn server_config(cert_path: &Path, key_path: &Path) -> Result<ServerConfig, TlsE
     // rustls' safe defaults: TLS 1.2 and 1.3 only, no legacy ciphers.
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
+        .map_err(|e| TlsError::Invalid {
+            path: cert_path.to_owned(),
+            message: e.to_string(),
+        })?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SingleCert(Arc::new(certified))));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
