@@ -161,6 +161,11 @@ EOF
   return 1
 }
 
+# last_session LANG: the session fingerprint of the proxy's latest access-log line (empty: none).
+last_session() {
+  grep '"target":"access"' "$WORK/$1/proxy.log" | tail -n 1 | grep -o '"session":"[^"]*"'
+}
+
 # drive LANG: the checks, through the proxy at $PROXY_ADDR.
 drive() {
   local l="$1" base="http://$PROXY_ADDR"
@@ -198,6 +203,16 @@ drive() {
   signed_in_as Ann 3
   result $? "$l: a client's own X-Session-User: admin and X-Session-Visits: 41 change nothing (Ann, visit 3)"
 
+  # X-Session-Regenerate at sign-in (against session fixation): the session the proxy loads, as
+  # its access log fingerprints it, must change when someone signs in over an existing session.
+  local before after
+  before="$(last_session "$l")"
+  fetch "$base/login" --data-urlencode 'name=Bob'
+  fetch "$base/"
+  after="$(last_session "$l")"
+  signed_in_as Bob 1 && [ -n "$before" ] && [ -n "$after" ] && [ "$before" != "$after" ]
+  result $? "$l: signing in over a session (Ann, then Bob) gets a new session ID"
+
   fetch -X POST "$base/logout" --data ''
   [ "$STATUS" = 303 ] && header_has '^location: /$' && header_has '^set-cookie: session_id=;.*max-age=0' &&
     ! header_has '^x-session-' && ! grep -q $'\tsession_id\t' "$JAR"
@@ -207,12 +222,19 @@ drive() {
   sign_in_form
   result $? "$l: after sign-out, GET / shows the sign-in form again"
 
-  # Non-ASCII travels as ASCII JSON in both directions (X-Session-Set: user="Jos\u00e9 <3" and
-  # X-Session-User: "Jos\u00e9 <3"); the page must escape what it shows.
-  fetch "$base/login" --data-urlencode 'name=José <3'
+  # Non-ASCII travels as ASCII JSON both ways (X-Session-Set: user="Jos\u00e9 \ud83d\ude00 <3",
+  # X-Session-User: "Jos\u00e9 \ud83d\ude00 <3"); the page must escape what it shows.
+  fetch "$base/login" --data-urlencode 'name=José 😀 <3'
   fetch "$base/"
-  signed_in_as 'José &lt;3' 1
+  signed_in_as 'José 😀 &lt;3' 1
   result $? "$l: a non-ASCII, HTML-special name round-trips and is escaped in the page"
+  fetch -X POST "$base/logout" --data ''
+
+  # DEL is printable to JSON but not a legal header byte: sent raw, the response would be refused.
+  fetch "$base/login" --data-urlencode $'name=Del\x7f'
+  fetch "$base/"
+  signed_in_as $'Del\x7f' 1
+  result $? "$l: a name with a DEL character signs in (escaped as \\u007f in the header)"
   fetch -X POST "$base/logout" --data ''
 }
 
