@@ -169,7 +169,10 @@ last_session() {
 # drive LANG: the checks, through the proxy at $PROXY_ADDR.
 drive() {
   local l="$1" base="http://$PROXY_ADDR"
-  local spoof=(-H 'X-Session-User: admin' -H 'X-Session-Visits: 41')
+  # What a client might send to pass for someone: the apps read X-Session-Data, and show every
+  # X-Session-* header they got; the proxy must strip all of these before the app sees them.
+  local spoof=(-H 'X-Session-User: admin' -H 'X-Session-Visits: 41'
+    -H 'X-Session-Data: {"user":"admin","visits":41}' -H 'X-Session-Id: admin')
   JAR=""
 
   fetch "$base/"
@@ -178,7 +181,7 @@ drive() {
 
   fetch "$base/" "${spoof[@]}"
   sign_in_form && ! body_has admin && ! header_has '^set-cookie:'
-  result $? "$l: a client's own X-Session-User: admin signs nobody in"
+  result $? "$l: a client's own X-Session-User / X-Session-Data naming admin signs nobody in"
 
   JAR="$WORK/$l/jar"
   fetch "$base/login" --data-urlencode 'name=  '
@@ -200,8 +203,9 @@ drive() {
   result $? "$l: a reload counts visit 2"
 
   fetch "$base/" "${spoof[@]}"
-  signed_in_as Ann 3
-  result $? "$l: a client's own X-Session-User: admin and X-Session-Visits: 41 change nothing (Ann, visit 3)"
+  signed_in_as Ann 3 && body_has '<tr><th>x-session-user</th><td>Ann</td></tr>' &&
+    body_has '<tr><th>x-session-visits</th><td>2</td></tr>' && ! body_has admin && ! body_has '>41<' && ! body_has ':41'
+  result $? "$l: a client's own X-Session-User: admin etc. never reach the app (it got Ann, visit 3)"
 
   # X-Session-Regenerate at sign-in (against session fixation): the session the proxy loads, as
   # its access log fingerprints it, must change when someone signs in over an existing session.
@@ -228,6 +232,14 @@ drive() {
   fetch "$base/"
   signed_in_as 'José 😀 &lt;3' 1
   result $? "$l: a non-ASCII, HTML-special name round-trips and is escaped in the page"
+  fetch -X POST "$base/logout" --data ''
+
+  # A printable-ASCII string reaches X-Session-User as it is, so `"Q"` there reads like the JSON
+  # for Q; the apps read X-Session-Data, where it is exact.
+  fetch "$base/login" --data-urlencode 'name="Q"'
+  fetch "$base/"
+  [ "$STATUS" = 200 ] && grep -qE 'id="user">(&quot;|&#34;)Q(&quot;|&#34;)</strong>' "$WORK/body"
+  result $? "$l: a name in double quotes is shown as typed"
   fetch -X POST "$base/logout" --data ''
 
   # DEL is printable to JSON but not a legal header byte: sent raw, the response would be refused.

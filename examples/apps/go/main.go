@@ -12,7 +12,7 @@ import (
 	"log"
 	"net/http"
 	"os"
-	"strconv"
+	"sort"
 	"strings"
 	"unicode/utf16"
 )
@@ -25,18 +25,16 @@ const form = `<p id="status">You are not signed in.</p>
 // SESSION_PROXY_JWKS is set.
 func verifyAssertion(h http.Header) bool { return true }
 
-// sessionValue reads X-Session-<name>: a printable ASCII string arrives as it is, anything else
-// (non-ASCII text, numbers) as ASCII JSON, which a leading quote marks for a string.
-func sessionValue(r *http.Request, name string) (string, bool) {
-	raw, ok := r.Header["X-Session-"+name]
-	if !ok || len(raw) == 0 || !verifyAssertion(r.Header) {
-		return "", false
+// sessionData is the session as session-proxy sent it, nil without one. X-Session-Data (the whole
+// map as JSON) is exact for every value, where an X-Session-<Key> header cannot tell the name
+// `"Ann"` (sent as it is, being printable ASCII) from the JSON for Ann.
+func sessionData(r *http.Request) map[string]any {
+	var data map[string]any
+	raw := r.Header.Get("X-Session-Data")
+	if raw == "" || !verifyAssertion(r.Header) || json.Unmarshal([]byte(raw), &data) != nil {
+		return nil
 	}
-	var s string
-	if strings.HasPrefix(raw[0], `"`) && json.Unmarshal([]byte(raw[0]), &s) == nil {
-		return s, true
-	}
-	return raw[0], true
+	return data
 }
 
 // asciiJSON is name as a JSON string with everything outside printable ASCII escaped as \uXXXX,
@@ -63,19 +61,33 @@ func page(w http.ResponseWriter, body string) {
 
 func main() {
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		user, ok := sessionValue(r, "User")
+		session := sessionData(r)
+		user, ok := session["user"].(string)
 		switch {
 		case r.URL.Path != "/" || r.Method != http.MethodGet:
 			http.NotFound(w, r)
 		case !ok:
 			page(w, form)
 		default:
-			n, _ := sessionValue(r, "Visits")
-			visits, _ := strconv.Atoi(n) // 0 when absent or not a number
-			visits++
+			seen, _ := session["visits"].(float64) // JSON numbers decode as float64; 0 when absent
+			visits := int(seen) + 1
 			w.Header().Set("X-Session-Set", fmt.Sprintf("visits=%d", visits))
+			var rows strings.Builder
+			names := make([]string, 0, len(r.Header))
+			for name := range r.Header {
+				names = append(names, strings.ToLower(name))
+			}
+			sort.Strings(names)
+			for _, name := range names {
+				if strings.HasPrefix(name, "x-session-") {
+					fmt.Fprintf(&rows, "<tr><th>%s</th><td>%s</td></tr>\n", html.EscapeString(name), html.EscapeString(r.Header.Get(name)))
+				}
+			}
 			page(w, fmt.Sprintf(`<p id="status">Signed in as <strong id="user">%s</strong>. Visits this session: <span id="visits">%d</span>.</p>
-<form method="post" action="/logout"><button type="submit" id="logout">Sign out</button></form>`, html.EscapeString(user), visits))
+<p>The session headers this app got (never a cookie):</p>
+<table id="headers">
+%s</table>
+<form method="post" action="/logout"><button type="submit" id="logout">Sign out</button></form>`, html.EscapeString(user), visits, rows.String()))
 		}
 	})
 	http.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {

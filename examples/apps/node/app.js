@@ -17,12 +17,18 @@ function verifyAssertion(headers) {
   return true;
 }
 
-// A session value from X-Session-<Name>: a printable ASCII string arrives as it is, anything else
-// (non-ASCII text, numbers) as ASCII JSON, which a leading quote marks for a string.
-function sessionValue(req, name) {
-  const raw = req.get(`X-Session-${name}`);
-  if (raw === undefined || !verifyAssertion(req.headers)) return undefined;
-  return raw.startsWith('"') ? JSON.parse(raw) : raw;
+// The session as session-proxy sent it, {} without one. X-Session-Data (the whole map as JSON) is
+// exact for every value, where an X-Session-<Key> header cannot tell the name `"Ann"` (sent as it
+// is, being printable ASCII) from the JSON for Ann.
+function sessionData(req) {
+  const raw = req.get("X-Session-Data");
+  if (raw === undefined || !verifyAssertion(req.headers)) return {};
+  try {
+    const data = JSON.parse(raw);
+    return data !== null && typeof data === "object" ? data : {};
+  } catch {
+    return {};
+  }
 }
 
 const ENTITIES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
@@ -32,12 +38,16 @@ const page = (body) => '<!doctype html>\n<html lang="en"><head><meta charset="ut
   `${body}\n</body></html>\n`;
 
 app.get("/", (req, res) => {
-  const user = sessionValue(req, "User");
-  if (user === undefined) return res.type("html").send(page(FORM));
-  const visits = (parseInt(sessionValue(req, "Visits"), 10) || 0) + 1;
+  const { user, visits: seen } = sessionData(req);
+  if (typeof user !== "string") return res.type("html").send(page(FORM));
+  const visits = (Number.isInteger(seen) ? seen : 0) + 1;
   res.set("X-Session-Set", `visits=${visits}`).type("html").send(page(
     `<p id="status">Signed in as <strong id="user">${escape(user)}</strong>. ` +
     `Visits this session: <span id="visits">${visits}</span>.</p>\n` +
+    '<p>The session headers this app got (never a cookie):</p>\n<table id="headers">\n' +
+    Object.entries(req.headers).filter(([k]) => k.startsWith("x-session-")).sort()
+      .map(([k, v]) => `<tr><th>${escape(k)}</th><td>${escape(v)}</td></tr>\n`).join("") +
+    "</table>\n" +
     '<form method="post" action="/logout"><button type="submit" id="logout">Sign out</button></form>'));
 });
 

@@ -22,13 +22,18 @@ def verify_assertion(headers):
     return True
 
 
-def session_value(name):
-    """A session value from X-Session-<Name>: a printable ASCII string arrives as it is, anything
-    else (non-ASCII text, numbers) as ASCII JSON, which a leading quote marks for a string."""
-    raw = request.headers.get("X-Session-" + name)
+def session_data():
+    """The session as session-proxy sent it, {} without one. X-Session-Data (the whole map as
+    JSON) is exact for every value, where an X-Session-<Key> header cannot tell the name `"Ann"`
+    (sent as it is, being printable ASCII) from the JSON for Ann."""
+    raw = request.headers.get("X-Session-Data")
     if raw is None or not verify_assertion(request.headers):
-        return None
-    return json.loads(raw) if raw.startswith('"') else raw
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def page(body):
@@ -39,14 +44,18 @@ def page(body):
 
 @app.get("/")
 def who_am_i():
-    user = session_value("User")
-    if user is None:
+    session = session_data()
+    user, visits = session.get("user"), session.get("visits")
+    if not isinstance(user, str):
         return page(FORM)
-    visits = str(session_value("Visits") or 0)
-    visits = (int(visits) if visits.isdigit() else 0) + 1
-    body = (f'<p id="status">Signed in as <strong id="user">{html.escape(str(user))}</strong>. '
+    visits = (visits if isinstance(visits, int) else 0) + 1
+    body = (f'<p id="status">Signed in as <strong id="user">{html.escape(user)}</strong>. '
             f'Visits this session: <span id="visits">{visits}</span>.</p>\n'
-            '<form method="post" action="/logout"><button type="submit" id="logout">Sign out'
+            '<p>The session headers this app got (never a cookie):</p>\n<table id="headers">\n'
+            + "".join(f"<tr><th>{html.escape(k.lower())}</th><td>{html.escape(v)}</td></tr>\n"
+                      for k, v in sorted(request.headers.items())
+                      if k.lower().startswith("x-session-"))
+            + '</table>\n<form method="post" action="/logout"><button type="submit" id="logout">Sign out'
             '</button></form>')
     return page(body), {"X-Session-Set": f"visits={visits}"}
 
@@ -56,10 +65,10 @@ def login():
     response = redirect("/", 303)
     name = request.form.get("name", "").strip()
     if name:
-        # A JSON string, so that a name like `42` stays text; ASCII-only JSON (DEL escaped too)
-        # is always a legal header value. A new session ID at sign-in defeats session fixation.
-        user = json.dumps(name).replace("\x7f", "\\u007f")
-        response.headers.add("X-Session-Set", f"user={user}")
+        # A JSON string, so that a name like `42` stays text; json.dumps writes ASCII only (DEL
+        # as \u007f too), always a legal header value. A new session ID at sign-in defeats
+        # session fixation.
+        response.headers.add("X-Session-Set", f"user={json.dumps(name)}")
         response.headers.add("X-Session-Set", "visits=0")
         response.headers.add("X-Session-Regenerate", "1")
     return response
