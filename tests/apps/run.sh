@@ -277,9 +277,13 @@ run_lang() {
   log "$l: $((SECONDS - start)) s"
 }
 
+# `--example demo` only to share builds: with an example (or a test) in the build, cargo unifies
+# the dev-dependencies' features, as `cargo test` and tests/browser do, so this reuses their
+# artifacts. `--bin session-proxy` alone resolves features without them and, after `cargo test`,
+# recompiles some twenty crates (hyper, serde, ...) into a second binary that behaves the same.
 log "building the proxy"
-if ! (cd "$ROOT" && cargo build --bin session-proxy) >&2; then
-  echo "run.sh: cargo build --bin session-proxy failed" >&2
+if ! (cd "$ROOT" && cargo build --bin session-proxy --example demo) >&2; then
+  echo "run.sh: cargo build --bin session-proxy --example demo failed" >&2
   echo "0 passed, 1 failed"
   exit 1
 fi
