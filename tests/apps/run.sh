@@ -119,7 +119,7 @@ install_go() {
   fi
   # GOPROXY=off: the app uses the standard library only, and a download must fail loudly rather
   # than happen. The build cache lives under target/ so a warm run relinks in about a second.
-  (cd "$APPS/go" && GOPROXY=off GOFLAGS= GOTOOLCHAIN=local GOCACHE="$TARGET_DIR/go-cache" \
+  (cd "$APPS/go" && GOPROXY=off GOFLAGS='' GOTOOLCHAIN=local GOCACHE="$TARGET_DIR/go-cache" \
     GOPATH="$TARGET_DIR/go-path" go build -o "$WORK/go-app" .) >&2
 }
 
