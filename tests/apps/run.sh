@@ -49,7 +49,10 @@ result() {
     echo "FAIL $2"
     FAILED=$((FAILED + 1))
     if [ -f "$WORK/headers" ]; then
-      { echo "  last response (status $STATUS):"; sed 's/^/    /' "$WORK/headers" "$WORK/body" | head -n 30; } >&2
+      {
+        echo "  last response (status $STATUS):"
+        sed 's/^/    /' "$WORK/headers" "$WORK/body" | head -n 30
+      } >&2
     fi
   fi
 }
@@ -152,7 +155,8 @@ EOF
   PIDS+=("$pid")
   PROXY_ADDR=""
   for _ in $(seq 300); do
-    PROXY_ADDR="$(grep '"message":"listening"' "$2/proxy.log" | grep -o '"addr":"[^"]*"' | cut -d'"' -f4)"
+    PROXY_ADDR="$(grep '"message":"listening"' "$2/proxy.log" | grep -o '"addr":"[^"]*"' |
+      cut -d'"' -f4)"
     [ -n "$PROXY_ADDR" ] && return 0
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
@@ -204,7 +208,8 @@ drive() {
 
   fetch "$base/" "${spoof[@]}"
   signed_in_as Ann 3 && body_has '<tr><th>x-session-user</th><td>Ann</td></tr>' &&
-    body_has '<tr><th>x-session-visits</th><td>2</td></tr>' && ! body_has admin && ! body_has '>41<' && ! body_has ':41'
+    body_has '<tr><th>x-session-visits</th><td>2</td></tr>' && ! body_has admin &&
+    ! body_has '>41<' && ! body_has ':41'
   result $? "$l: a client's own X-Session-User: admin etc. never reach the app (it got Ann, visit 3)"
 
   # X-Session-Regenerate at sign-in (against session fixation): the session the proxy loads, as
