@@ -36,7 +36,8 @@ stop_all() {
   PIDS=()
 }
 trap 'stop_all; rm -rf "$WORK"' EXIT
-trap 'exit 130' INT TERM
+# Interrupted: still end with the summary line, the interruption counted as a failure.
+trap 'echo "run.sh: interrupted" >&2; echo "$PASSED passed, $((FAILED + 1)) failed"; exit 130' INT TERM
 
 log() { echo "run.sh: $*" >&2; }
 
