@@ -8,7 +8,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"html"
+	"html/template"
 	"log"
 	"net/http"
 	"os"
@@ -17,8 +17,20 @@ import (
 	"unicode/utf16"
 )
 
-const form = `<p id="status">You are not signed in.</p>
-<form method="post" action="/login"><label>Name <input name="name" id="name" autofocus required></label> <button type="submit" id="login">Sign in</button></form>`
+// html/template escapes every value it writes into the page.
+var page = template.Must(template.New("page").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>session-proxy demo (Go)</title></head>
+<body><h1>session-proxy demo (Go)</h1>
+{{if .SignedIn}}<p id="status">Signed in as <strong id="user">{{.User}}</strong>. Visits this session: <span id="visits">{{.Visits}}</span>.</p>
+<p>The session headers this app got (never a cookie):</p>
+<table id="headers">
+{{range .Headers}}<tr><th>{{index . 0}}</th><td>{{index . 1}}</td></tr>
+{{end}}</table>
+<form method="post" action="/logout"><button type="submit" id="logout">Sign out</button></form>
+{{else}}<p id="status">You are not signed in.</p>
+<form method="post" action="/login"><label>Name <input name="name" id="name" autofocus required></label> <button type="submit" id="login">Sign in</button></form>
+{{end}}</body></html>
+`))
 
 // verifyAssertion says whether to trust this request's X-Session-* headers. Only the proxy can
 // reach the app, so yes; issue 14 will check the signed X-Session-Assertion here when
@@ -38,7 +50,7 @@ func sessionData(r *http.Request) map[string]any {
 }
 
 // asciiJSON is name as a JSON string with everything outside printable ASCII escaped as \uXXXX,
-// so it is always a legal header value (encoding/json keeps non-ASCII as UTF-8).
+// so it is always a legal header value (encoding/json keeps non-ASCII as UTF-8, and DEL raw).
 func asciiJSON(name string) string {
 	quoted, _ := json.Marshal(name) // a string always marshals
 	var b strings.Builder
@@ -54,58 +66,56 @@ func asciiJSON(name string) string {
 	return b.String()
 }
 
-func page(w http.ResponseWriter, body string) {
+func whoAmI(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/" || r.Method != http.MethodGet {
+		http.NotFound(w, r)
+		return
+	}
+	session := sessionData(r)
+	user, signedIn := session["user"].(string)
+	seen, _ := session["visits"].(float64) // JSON numbers decode as float64; 0 when absent
+	visits := int(seen) + 1
+	var headers [][2]string
+	if signedIn {
+		w.Header().Set("X-Session-Set", fmt.Sprintf("visits=%d", visits))
+		for name, values := range r.Header {
+			if strings.HasPrefix(name, "X-Session-") {
+				headers = append(headers, [2]string{strings.ToLower(name), values[0]})
+			}
+		}
+		sort.Slice(headers, func(i, j int) bool { return headers[i][0] < headers[j][0] })
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	fmt.Fprintf(w, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>session-proxy demo (Go)</title></head>\n<body><h1>session-proxy demo (Go)</h1>\n%s\n</body></html>\n", body)
+	err := page.Execute(w, map[string]any{
+		"SignedIn": signedIn, "User": user, "Visits": visits, "Headers": headers,
+	})
+	if err != nil {
+		log.Print(err)
+	}
+}
+
+func login(w http.ResponseWriter, r *http.Request) {
+	if name := strings.TrimSpace(r.PostFormValue("name")); r.Method == http.MethodPost && name != "" {
+		// A JSON string, so that a name like `42` stays text. A new session ID at sign-in
+		// defeats session fixation.
+		w.Header().Add("X-Session-Set", "user="+asciiJSON(name))
+		w.Header().Add("X-Session-Set", "visits=0")
+		w.Header().Set("X-Session-Regenerate", "1")
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func logout(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		w.Header().Set("X-Session-Clear", "1")
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 func main() {
-	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		session := sessionData(r)
-		user, ok := session["user"].(string)
-		switch {
-		case r.URL.Path != "/" || r.Method != http.MethodGet:
-			http.NotFound(w, r)
-		case !ok:
-			page(w, form)
-		default:
-			seen, _ := session["visits"].(float64) // JSON numbers decode as float64; 0 when absent
-			visits := int(seen) + 1
-			w.Header().Set("X-Session-Set", fmt.Sprintf("visits=%d", visits))
-			var rows strings.Builder
-			names := make([]string, 0, len(r.Header))
-			for name := range r.Header {
-				names = append(names, strings.ToLower(name))
-			}
-			sort.Strings(names)
-			for _, name := range names {
-				if strings.HasPrefix(name, "x-session-") {
-					fmt.Fprintf(&rows, "<tr><th>%s</th><td>%s</td></tr>\n", html.EscapeString(name), html.EscapeString(r.Header.Get(name)))
-				}
-			}
-			page(w, fmt.Sprintf(`<p id="status">Signed in as <strong id="user">%s</strong>. Visits this session: <span id="visits">%d</span>.</p>
-<p>The session headers this app got (never a cookie):</p>
-<table id="headers">
-%s</table>
-<form method="post" action="/logout"><button type="submit" id="logout">Sign out</button></form>`, html.EscapeString(user), visits, rows.String()))
-		}
-	})
-	http.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
-		if name := strings.TrimSpace(r.PostFormValue("name")); r.Method == http.MethodPost && name != "" {
-			// A JSON string, so that a name like `42` stays text. A new session ID at sign-in
-			// defeats session fixation.
-			w.Header().Add("X-Session-Set", "user="+asciiJSON(name))
-			w.Header().Add("X-Session-Set", "visits=0")
-			w.Header().Set("X-Session-Regenerate", "1")
-		}
-		http.Redirect(w, r, "/", http.StatusSeeOther)
-	})
-	http.HandleFunc("/logout", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost {
-			w.Header().Set("X-Session-Clear", "1")
-		}
-		http.Redirect(w, r, "/", http.StatusSeeOther)
-	})
+	http.HandleFunc("/", whoAmI)
+	http.HandleFunc("/login", login)
+	http.HandleFunc("/logout", logout)
 	port := os.Getenv("PORT")
 	if port == "" {
 		port = "3000"
