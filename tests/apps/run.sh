@@ -81,6 +81,8 @@ wait_port() {
 fetch() {
   local jar=()
   [ -n "$JAR" ] && jar=(-b "$JAR" -c "$JAR")
+  : >"$WORK/headers.raw"
+  : >"$WORK/body"
   STATUS="$(curl -sS --max-time 10 "${jar[@]}" -D "$WORK/headers.raw" -o "$WORK/body" \
     -w '%{http_code}' "$@")" || STATUS=000
   tr -d '\r' <"$WORK/headers.raw" >"$WORK/headers"
