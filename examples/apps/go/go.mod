@@ -1,0 +1,3 @@
+module demoapp
+
+go 1.19
