@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 secs=${FUZZ_SECONDS:-60}
-targets=(cookie_open control_headers request_headers config_yaml)
+targets=(cookie_open control_headers request_headers config_yaml request_target forwarding_headers)
 export RUSTC_BOOTSTRAP=1
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
