@@ -1,5 +1,16 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz`. It is a separate socket
-//! (`admin_listen`), so nothing here is reachable through the public listener.
+//! The admin listener: `/metrics`, the probes `/livez` and `/readyz`, and `/healthz` (an alias of
+//! `/livez`). It is a separate socket (`admin_listen`), so nothing here is reachable through the
+//! public listener.
+//!
+//! The two probes answer different questions, and mixing them up is expensive:
+//!
+//! - **liveness** (`/livez`): "is this process wedged, should it be restarted?" It only proves
+//!   the admin listener's runtime answers. It must not depend on the store or the app: a
+//!   Kubernetes liveness probe that followed the upstream would restart every proxy during an app
+//!   outage, which fixes nothing and drops every connection.
+//! - **readiness** (`/readyz`): "should traffic be sent here now?" The store answers a ping, the
+//!   upstream accepts a TCP connection, and shutdown has not begun. Failing it only takes the
+//!   instance out of the load balancer until it passes again.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,12 +21,14 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
-use crate::error::{plain, ResponseBody};
+use crate::error::{chain, plain, ResponseBody};
 use crate::handler::App;
-use crate::session::store::SessionStore;
+use crate::session::store::{SessionStore, StoreError};
 
-/// How long a health probe may wait on the store or the upstream.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a readiness probe may wait on the store or the upstream. Both are asked at once, so
+/// `/readyz` answers within this (plus a little): probe timeouts must be longer (the Kubernetes
+/// manifests in `deploy/` use 3s; `session-proxy health` waits 5s by default).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Set when shutdown begins, so `/readyz` turns 503 and load balancers drain us first.
 #[derive(Default)]
@@ -30,6 +43,56 @@ impl Readiness {
     }
 }
 
+/// What an admin path serves. Routing is this one table so that an access check (a later
+/// `admin_token`) is a single decision on the route, before any handler runs: the probes stay
+/// open to the orchestrator, which holds no credentials, and everything else can be guarded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Prometheus / OpenMetrics text.
+    Metrics,
+    /// Liveness: `/livez`, and `/healthz` for the probes and scripts written before the split.
+    Live,
+    /// Readiness: `/readyz`.
+    Ready,
+    /// Anything else: 404 naming the known paths.
+    NotFound,
+}
+
+impl Route {
+    pub fn of(path: &str) -> Route {
+        match path {
+            "/metrics" => Route::Metrics,
+            "/livez" | "/healthz" => Route::Live,
+            "/readyz" => Route::Ready,
+            _ => Route::NotFound,
+        }
+    }
+
+    /// A probe is called by kubelet, Docker or a load balancer and must never need a credential.
+    pub fn is_probe(self) -> bool {
+        matches!(self, Route::Live | Route::Ready)
+    }
+}
+
+/// Why `/readyz` says 503. The body is this error's whole chain, so an operator reading the probe
+/// output (or `session-proxy health`) sees the cause without opening the logs.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotReady {
+    /// SIGTERM/SIGINT arrived: in-flight requests are draining, new ones belong elsewhere.
+    #[error("shutting down")]
+    ShuttingDown,
+    /// The store answered the ping with an error.
+    #[error("session store")]
+    Store(#[source] StoreError),
+    /// The store did not answer the ping within [`PROBE_TIMEOUT`].
+    #[error("session store: no answer within {0:?}")]
+    StoreSilent(Duration),
+    /// The upstream refused the connection or did not accept it within [`PROBE_TIMEOUT`].
+    #[error("upstream: {0}")]
+    Upstream(String),
+}
+
 pub async fn handle(
     app: Arc<App>,
     ready: Arc<Readiness>,
@@ -38,8 +101,8 @@ pub async fn handle(
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
     }
-    match req.uri().path() {
-        "/metrics" => {
+    match Route::of(req.uri().path()) {
+        Route::Metrics => {
             let mut res =
                 Response::new(Either::Right(Full::new(Bytes::from(app.metrics.render()))));
             res.headers_mut().insert(
@@ -50,38 +113,66 @@ pub async fn handle(
             );
             res
         }
-        "/healthz" => match health(&app).await {
-            Ok(()) => plain(StatusCode::OK, "ok\n"),
+        Route::Live => plain(StatusCode::OK, "ok\n"),
+        Route::Ready => match readiness(&app, &ready).await {
+            Ok(()) => plain(StatusCode::OK, "ready\n"),
             Err(reason) => {
-                let mut res = plain(StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n");
+                let why = chain(&reason);
+                tracing::debug!(reason = %why, "/readyz: not ready");
+                let mut res = plain(StatusCode::SERVICE_UNAVAILABLE, "not ready\n");
                 *res.body_mut() =
-                    Either::Right(Full::new(Bytes::from(format!("unhealthy: {reason}\n"))));
+                    Either::Right(Full::new(Bytes::from(format!("not ready: {why}\n"))));
                 res
             }
         },
-        "/readyz" => {
-            if ready.is_stopping() {
-                plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
-            } else {
-                plain(StatusCode::OK, "ready\n")
-            }
-        }
-        _ => plain(
+        Route::NotFound => plain(
             StatusCode::NOT_FOUND,
-            "not found: try /metrics, /healthz, /readyz\n",
+            "not found: try /metrics, /livez, /readyz, /healthz\n",
         ),
     }
 }
 
-/// The store answers a ping and the upstream accepts a TCP connection.
-async fn health(app: &App) -> Result<(), String> {
-    match tokio::time::timeout(PROBE_TIMEOUT, app.session.store().ping()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(format!("session store: {e}")),
-        Err(_) => return Err("session store: no answer within 2s".into()),
+/// Not shutting down, the store answers a ping and the upstream accepts a TCP connection. The
+/// store and the upstream are asked at the same time, so a slow one does not double the wait.
+async fn readiness(app: &App, ready: &Readiness) -> Result<(), NotReady> {
+    if ready.is_stopping() {
+        return Err(NotReady::ShuttingDown);
     }
-    app.upstream
-        .probe(PROBE_TIMEOUT)
-        .await
-        .map_err(|e| format!("upstream: {e}"))
+    let store = async {
+        match tokio::time::timeout(PROBE_TIMEOUT, app.session.store().ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(NotReady::Store(e)),
+            Err(_) => Err(NotReady::StoreSilent(PROBE_TIMEOUT)),
+        }
+    };
+    let upstream = async {
+        app.upstream
+            .probe(PROBE_TIMEOUT)
+            .await
+            .map_err(NotReady::Upstream)
+    };
+    let (store, upstream) = tokio::join!(store, upstream);
+    store.and(upstream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        for (path, route) in [
+            ("/metrics", Route::Metrics),
+            ("/livez", Route::Live),
+            ("/healthz", Route::Live),
+            ("/readyz", Route::Ready),
+            ("/", Route::NotFound),
+            ("/readyz/", Route::NotFound),
+            ("/LIVEZ", Route::NotFound),
+        ] {
+            assert_eq!(Route::of(path), route, "{path}");
+        }
+        assert!(Route::Live.is_probe() && Route::Ready.is_probe());
+        assert!(!Route::Metrics.is_probe() && !Route::NotFound.is_probe());
+    }
 }

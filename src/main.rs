@@ -59,6 +59,17 @@ enum Command {
     Keygen,
     /// Remove expired sessions from the store, then exit. Meant for cron.
     Cleanup,
+    /// Ask a running proxy's admin listener whether it is ready (`/readyz`): exit 0 when it
+    /// answers 200, 1 otherwise. For container HEALTHCHECKs and scripts.
+    Health {
+        /// The admin listener to ask, e.g. http://127.0.0.1:9901 (path /readyz unless one is
+        /// given). Default: `admin_listen` of the loaded config, a wildcard address read as loopback.
+        #[arg(long)]
+        url: Option<http::Uri>,
+        /// How long to wait for the answer (the proxy itself gives the store and the upstream 2s).
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
 }
 
 fn main() -> ExitCode {
@@ -107,6 +118,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = Config::load(&cli.config, &Overrides::default())?;
             runtime()?.block_on(cleanup(&config))
         }
+        Command::Health { url, timeout } => {
+            // With --url the config is not needed (nor loaded): a probe should not fail because,
+            // say, SESSION_SECRET is missing from the prober's environment.
+            let url = match url {
+                Some(url) => health::readyz_url(url)?,
+                None => {
+                    let config = Config::load(&cli.config, &Overrides::default())?;
+                    let admin = config.admin_listen.with_context(|| {
+                        format!(
+                            "{} has no admin_listen (nor SESSION_PROXY_ADMIN_LISTEN): nothing to ask; set one or pass --url",
+                            cli.config.display()
+                        )
+                    })?;
+                    health::url_for(admin)?
+                }
+            };
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(health::check(&url, timeout))
+        }
         Command::Serve { listen, upstream } => {
             let overrides = Overrides { listen, upstream };
             let config = Config::load(&cli.config, &overrides)?;
@@ -131,7 +164,7 @@ async fn serve(config: Config, path: PathBuf, overrides: Overrides) -> anyhow::R
         "listening"
     );
     if let Some(addr) = server.admin_addr() {
-        tracing::info!(%addr, "admin listener: /metrics /healthz /readyz");
+        tracing::info!(%addr, "admin listener: /metrics /livez /readyz");
     }
     if let Some(addr) = server.redirect_addr() {
         tracing::info!(%addr, "redirecting plain HTTP to HTTPS");
@@ -200,6 +233,100 @@ async fn cleanup(config: &Config) -> anyhow::Result<ExitCode> {
         report.removed, report.scanned
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `session-proxy health`: one GET to the admin listener's `/readyz`, nothing else.
+mod health {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    use std::process::ExitCode;
+    use std::time::Duration;
+
+    use anyhow::{bail, Context};
+    use bytes::Bytes;
+    use http::{header, Request, Uri};
+    use http_body_util::{BodyExt, Empty, Limited};
+    use hyper_util::rt::TokioIo;
+
+    /// More than any admin answer (a `/readyz` body is one line); a stranger on the port cannot
+    /// make the probe read forever.
+    const MAX_BODY: usize = 64 * 1024;
+
+    /// The `/readyz` URL of an admin listener bound to `addr`. A wildcard bind (`0.0.0.0`, `::`,
+    /// the usual choice in a container) is reached over loopback.
+    pub fn url_for(addr: SocketAddr) -> anyhow::Result<Uri> {
+        let ip = match addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        let authority = SocketAddr::new(ip, addr.port());
+        Uri::builder()
+            .scheme("http")
+            .authority(authority.to_string())
+            .path_and_query("/readyz")
+            .build()
+            .with_context(|| format!("admin_listen {addr} as a URL"))
+    }
+
+    /// `--url`: `http://host:port` means its `/readyz`; a URL with a path is taken as it is.
+    pub fn readyz_url(url: Uri) -> anyhow::Result<Uri> {
+        if url.scheme_str() != Some("http") || url.authority().is_none() {
+            bail!("--url {url}: expected http://HOST:PORT[/PATH] (the admin listener speaks plain HTTP)");
+        }
+        if url.path() != "/" {
+            return Ok(url);
+        }
+        let mut parts = url.into_parts();
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/readyz"));
+        Uri::from_parts(parts).context("--url")
+    }
+
+    /// Prints the answer's status and body; exit 0 on 200, 1 on anything else or no answer.
+    pub async fn check(url: &Uri, within: Duration) -> anyhow::Result<ExitCode> {
+        let (status, body) = tokio::time::timeout(within, get(url))
+            .await
+            .with_context(|| format!("{url}: no answer within {within:?}"))??;
+        let body = String::from_utf8_lossy(&body);
+        println!("{} {}", status.as_u16(), body.trim_end());
+        Ok(if status == http::StatusCode::OK {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    }
+
+    async fn get(url: &Uri) -> anyhow::Result<(http::StatusCode, Bytes)> {
+        let authority = url.authority().context("the URL has no host")?;
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = authority.port_u16().unwrap_or(80);
+        let stream = tokio::net::TcpStream::connect((host, port))
+            .await
+            .with_context(|| format!("cannot connect to {authority}"))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .with_context(|| format!("{authority}: HTTP handshake"))?;
+        tokio::spawn(conn);
+        let path = url.path_and_query().map_or("/readyz", |p| p.as_str());
+        let req = Request::get(path)
+            .header(header::HOST, authority.as_str())
+            .header(header::USER_AGENT, "session-proxy-health")
+            .body(Empty::<Bytes>::new())
+            .context("building the request")?;
+        let res = sender
+            .send_request(req)
+            .await
+            .with_context(|| format!("{url}: no response"))?;
+        let status = res.status();
+        let body = Limited::new(res.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("{url}: reading the body: {e}"))?
+            .to_bytes();
+        Ok((status, body))
+    }
 }
 
 /// 32 random bytes from the OS CSPRNG, base64url: 43 characters, 256 bits.

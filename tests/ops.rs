@@ -1,4 +1,5 @@
-//! Operations: the admin listener's /metrics, /healthz and /readyz; secrets never in the logs.
+//! Operations: the admin listener's /metrics and probes (/livez, /readyz, /healthz), the
+//! `health` command; secrets never in the logs.
 mod support;
 
 use std::time::Duration;
@@ -111,27 +112,43 @@ async fn admin_endpoints_are_not_on_the_public_listener() {
         .start();
     let admin = proxy.admin_addr();
     assert_ne!(admin, proxy.addr);
-    assert_eq!(get(admin, "/healthz", &[]).await.status, 200);
-    assert_eq!(get(admin, "/readyz", &[]).await.status, 200);
+    for path in ["/livez", "/healthz", "/readyz"] {
+        assert_eq!(get(admin, path, &[]).await.status, 200, "{path}");
+    }
     assert_eq!(get(admin, "/nope", &[]).await.status, 404);
     // On the public port these paths are just the app's.
-    let res = get(proxy.addr, "/metrics", &[]).await;
-    assert_eq!(res.text(), "hello from upstream");
-    assert_eq!(up.last().uri.path(), "/metrics");
+    for path in ["/metrics", "/livez", "/readyz"] {
+        let res = get(proxy.addr, path, &[]).await;
+        assert_eq!(res.text(), "hello from upstream");
+        assert_eq!(up.last().uri.path(), path);
+    }
 }
 
+/// Issue 13 item 5: a liveness probe must not follow the app. With the upstream down, /livez (and
+/// its alias /healthz) stay 200, so Kubernetes does not restart the proxy; /readyz is 503 naming
+/// the cause, so the proxy leaves the load balancer instead.
 #[tokio::test]
-async fn healthz_reports_an_unreachable_upstream() {
+async fn liveness_ignores_a_dead_upstream_readiness_names_it() {
     let proxy = ProxyBuilder::new(&format!("http://{}", dead_addr()))
         .set("admin_listen", "127.0.0.1:0")
         .start();
-    let res = get(proxy.admin_addr(), "/healthz", &[]).await;
+    let admin = proxy.admin_addr();
+    for path in ["/livez", "/healthz"] {
+        let res = get(admin, path, &[]).await;
+        assert_eq!(res.status, 200, "{path}");
+        assert_eq!(res.text(), "ok\n", "{path}");
+    }
+    let res = get(admin, "/readyz", &[]).await;
     assert_eq!(res.status, 503);
-    assert!(res.text().contains("upstream"), "{}", res.text());
+    assert!(
+        res.text().starts_with("not ready: upstream: "),
+        "{}",
+        res.text()
+    );
 }
 
 #[tokio::test]
-async fn healthz_follows_redis() {
+async fn readiness_follows_redis_liveness_does_not() {
     let mut redis = RedisServer::start();
     let up = TestUpstream::start().await;
     let proxy = ProxyBuilder::new(&up.url())
@@ -141,21 +158,151 @@ async fn healthz_follows_redis() {
         .set("admin_listen", "127.0.0.1:0")
         .start();
     let admin = proxy.admin_addr();
-    assert_eq!(get(admin, "/healthz", &[]).await.status, 200);
+    assert_eq!(get(admin, "/readyz", &[]).await.status, 200);
     redis.stop();
-    let res = get(admin, "/healthz", &[]).await;
+    let res = get(admin, "/readyz", &[]).await;
     assert_eq!(res.status, 503);
-    assert!(res.text().contains("session store"), "{}", res.text());
+    assert!(
+        res.text().starts_with("not ready: session store"),
+        "{}",
+        res.text()
+    );
+    assert_eq!(get(admin, "/livez", &[]).await.status, 200);
+    assert_eq!(get(admin, "/healthz", &[]).await.status, 200);
     redis.restart();
-    let mut healthy = false;
+    let mut ready = false;
     for _ in 0..50 {
-        if get(admin, "/healthz", &[]).await.status == 200 {
-            healthy = true;
+        if get(admin, "/readyz", &[]).await.status == 200 {
+            ready = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(healthy, "/healthz came back once Redis returned");
+    assert!(ready, "/readyz came back once Redis returned");
+}
+
+/// Runs `session-proxy --config <yaml> ARGS` off the async runtime (the test's upstream lives on
+/// it and must keep answering while the command waits).
+async fn cli(yaml: &str, args: &[&str]) -> (i32, String, String) {
+    let (yaml, args) = (
+        yaml.to_owned(),
+        args.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_cli(&yaml, &args, &[])
+    })
+    .await
+    .unwrap()
+}
+
+/// `session-proxy health` with no --url asks the loaded config's admin_listen; a wildcard bind
+/// (the container's 0.0.0.0) is reached over loopback.
+#[tokio::test]
+async fn health_command_asks_the_configured_admin_listener() {
+    let up = TestUpstream::start().await;
+    let port = dead_addr().port();
+    let builder = ProxyBuilder::new(&up.url()).set("admin_listen", &format!("0.0.0.0:{port}"));
+    let yaml = builder.yaml();
+    let proxy = builder.start();
+    assert_eq!(proxy.admin_addr().port(), port);
+    let (code, out, err) = cli(&yaml, &["health"]).await;
+    assert_eq!((code, out.as_str()), (0, "200 ready\n"), "{err}");
+
+    // The same through the environment override, as a container sets it.
+    let no_admin = yaml.replace(&format!("admin_listen: 0.0.0.0:{port}\n"), "");
+    assert_ne!(no_admin, yaml);
+    let addr = format!("127.0.0.1:{port}");
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        run_cli(
+            &no_admin,
+            &["health"],
+            &[("SESSION_PROXY_ADMIN_LISTEN", addr.as_str())],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!((code, out.as_str()), (0, "200 ready\n"), "{err}");
+}
+
+/// Exit 1, with the reason, for every way of not being ready; exit 0 only on 200.
+#[tokio::test]
+async fn health_command_exits_1_unless_ready() {
+    let proxy = ProxyBuilder::new(&format!("http://{}", dead_addr()))
+        .set("admin_listen", "127.0.0.1:0")
+        .start();
+    let admin = proxy.admin_addr();
+    let no_config = "{}\n"; // --url needs no config, not even a secret
+
+    let (code, out, err) = cli(no_config, &["health", "--url", &format!("http://{admin}")]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.starts_with("503 not ready: upstream: "), "{out}");
+
+    // A URL with a path is asked as it is: liveness holds while the upstream is down.
+    let (code, out, err) = cli(
+        no_config,
+        &["health", "--url", &format!("http://{admin}/livez")],
+    )
+    .await;
+    assert_eq!((code, out.as_str()), (0, "200 ok\n"), "{err}");
+
+    let nobody = dead_addr();
+    let (code, _, err) = cli(no_config, &["health", "--url", &format!("http://{nobody}")]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("cannot connect to {nobody}")),
+        "{err}"
+    );
+
+    let (code, _, err) = cli(no_config, &["health", "--url", "https://127.0.0.1:1"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("plain HTTP"), "{err}");
+
+    // Without --url and without admin_listen there is nothing to ask: say so, exit 1.
+    let yaml = format!("upstream:\n  url: http://127.0.0.1:9\nsessions:\n  secret: \"{SECRET}\"\n");
+    let (code, _, err) = cli(&yaml, &["health"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("has no admin_listen"), "{err}");
+}
+
+/// An admin listener that accepts and never answers: `health` gives up after --timeout.
+#[tokio::test]
+async fn health_command_times_out() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let started = std::time::Instant::now();
+    let (code, _, err) = cli("{}\n", &["health", "--url", &url, "--timeout", "300ms"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("no answer within 300ms"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// SIGTERM: while in-flight requests drain, the instance is no longer ready (`health` exits 1),
+/// and the in-flight request still completes.
+#[tokio::test]
+async fn readiness_is_withdrawn_while_draining() {
+    let up = TestUpstream::with(|seen| match seen.uri.path() {
+        "/slow" => Reply::ok().delay(Duration::from_secs(3)),
+        _ => Reply::ok(),
+    })
+    .await;
+    let mut proxy = ProxyBuilder::new(&up.url())
+        .set("admin_listen", "127.0.0.1:0")
+        .start();
+    let admin = format!("http://{}", proxy.admin_addr());
+    let (code, _, err) = cli("{}\n", &["health", "--url", &admin]).await;
+    assert_eq!(code, 0, "{err}");
+
+    let addr = proxy.addr;
+    let slow = tokio::spawn(async move { get(addr, "/slow", &[]).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.signal("TERM");
+    assert!(proxy.wait_for_log("shutting down", Duration::from_secs(5)));
+    let (code, out, err) = cli("{}\n", &["health", "--url", &admin]).await;
+    assert_eq!(code, 1, "ready while draining: {out}{err}");
+    assert!(proxy.wait_exit(Duration::ZERO).is_none(), "still draining");
+    assert_eq!(slow.await.unwrap().status, 200);
+    assert_eq!(proxy.wait_exit(Duration::from_secs(10)), Some(0));
 }
 
 #[tokio::test]
