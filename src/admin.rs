@@ -66,6 +66,13 @@ pub async fn handle(
                 plain(StatusCode::OK, "ready\n")
             }
         }
+        "/jwks.json" => match app.session.assertion() {
+            Some(assertion) => assertion.jwks_response(req.method()),
+            None => plain(
+                StatusCode::NOT_FOUND,
+                "not found: the assertion is off (no `assertion` block in the config)\n",
+            ),
+        },
         _ => plain(
             StatusCode::NOT_FOUND,
             "not found: try /metrics, /healthz, /readyz\n",

@@ -83,6 +83,12 @@ async fn forward(
     let client_upgrade = proxy::upgrade_protocol(req.version(), req.headers())
         .is_some()
         .then(|| hyper::upgrade::on(&mut req));
+    // The assertion's JWKS is the proxy's own document: answered here, never forwarded.
+    if let Some(assertion) = app.session.assertion() {
+        if req.uri().path() == crate::session::assertion::JWKS_PATH {
+            return Ok(assertion.jwks_response(req.method()));
+        }
+    }
     let (mut parts, body) = req.into_parts();
     app.upstream.prepare(&mut parts, client)?;
     trace.request_id = parts.headers.get(X_REQUEST_ID).cloned();

@@ -18,6 +18,7 @@ use arc_swap::ArcSwap;
 use crate::config::{Config, ConfigError, Driver, Overrides};
 use crate::handler::App;
 use crate::proxy::{Upstream, UpstreamSetupError};
+use crate::session::assertion::{Assertion, AssertionError};
 use crate::session::store::StoreError;
 use crate::session::SessionLayer;
 use crate::tls::{Tls, TlsError};
@@ -33,6 +34,8 @@ pub enum ReloadError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Assertion(#[from] AssertionError),
 }
 
 /// What a successful reload did.
@@ -121,7 +124,8 @@ impl Reloader {
         } else {
             SessionLayer::new(current.session.shared_store(), &sessions)
         }
-        .with_metrics(Arc::clone(&current.metrics));
+        .with_metrics(Arc::clone(&current.metrics))
+        .with_assertion(Assertion::from_config(&new)?);
         let upstream = if serde_yaml::to_string(&old.upstream).ok()
             == serde_yaml::to_string(&new.upstream).ok()
         {
