@@ -42,8 +42,9 @@ pub const JWKS_PATH: &str = "/.well-known/session-proxy/jwks.json";
 /// signing with it if verifiers must never see an unknown `kid`.
 pub const JWKS_CACHE_CONTROL: &str = "max-age=300";
 
-/// Sessions remembered per worker. An entry is the token (~400 bytes plus the session data) and
-/// the data it was signed over, so 4096 entries cost a few MiB per worker at most. When the cache
+/// Sessions remembered per worker. An entry is the token (~300 bytes plus 4/3 of the session
+/// data's JSON) and the data it was signed over (shared with the store where it can be), so 4096
+/// entries of 300-byte sessions cost about 3 MiB per worker. When the cache
 /// is full, entries past their reuse window are dropped; if none is, the whole cache is cleared
 /// (a burst of more than 4096 distinct live sessions per worker within `ttl / 2` signs each once
 /// more, nothing worse).
