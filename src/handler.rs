@@ -83,15 +83,16 @@ async fn forward(
     let client_upgrade = proxy::upgrade_protocol(req.version(), req.headers())
         .is_some()
         .then(|| hyper::upgrade::on(&mut req));
-    // The assertion's JWKS is the proxy's own document: answered here, never forwarded.
-    if let Some(assertion) = app.session.assertion() {
-        if req.uri().path() == crate::session::assertion::JWKS_PATH {
-            return Ok(assertion.jwks_response(req.method()));
-        }
-    }
     let (mut parts, body) = req.into_parts();
     app.upstream.prepare(&mut parts, client)?;
     trace.request_id = parts.headers.get(X_REQUEST_ID).cloned();
+    // The assertion's JWKS is the proxy's own document: answered here (after the request passed
+    // the same checks as any other), never forwarded.
+    if let Some(assertion) = app.session.assertion() {
+        if parts.uri.path() == crate::session::assertion::JWKS_PATH {
+            return Ok(assertion.jwks_response(&parts.method));
+        }
+    }
 
     let state = app.session.on_request(&mut parts.headers).await?;
     if trace.wanted {

@@ -345,6 +345,20 @@ async fn sighup_rotates_keys_and_a_token_of_a_rotated_out_key_fails() {
     verify(&new, &set, &up.url()).unwrap();
     verify(&old, &set, &up.url()).expect("the previous key still verifies");
 
+    // A key file that cannot be used is refused whole on SIGHUP, naming it; the keys stay.
+    let garbage = keys.dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a key\n").unwrap();
+    edit_config(&proxy, |a| {
+        a.insert("key".into(), garbage.display().to_string().into());
+    });
+    proxy.signal("HUP");
+    assert!(proxy.wait_for_log("reload failed", Duration::from_secs(5)));
+    assert!(proxy.logs_text().contains("garbage.pem"));
+    assert_eq!(jwks(&proxy).await, set);
+    edit_config(&proxy, |a| {
+        a.insert("key".into(), k2.display().to_string().into());
+    });
+
     // The rotation window is over: k1 is no longer published and its tokens fail.
     edit_config(&proxy, |a| {
         a.remove("previous_keys");

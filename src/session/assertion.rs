@@ -92,7 +92,7 @@ struct Claims<'a> {
 struct Entry {
     /// The data it was signed over: a hit needs the same data, not only the same session.
     data: Arc<Data>,
-    /// When it was signed; reused until `signed + ttl / 2`.
+    /// Its `iat` in milliseconds; reused until `signed + ttl / 2`.
     signed: Millis,
     token: HeaderValue,
 }
@@ -277,7 +277,9 @@ impl Assertion {
             digest,
             Entry {
                 data: Arc::clone(&session.data),
-                signed: now,
+                // `iat` is whole seconds: counting the window from it keeps every reused token
+                // at least `ttl / 2` from its `exp`.
+                signed: now - now % 1000,
                 token,
             },
         );
