@@ -277,11 +277,14 @@ async fn an_assertion_is_reused_until_half_its_ttl_then_expires() {
     let keys = Keys::new();
     let up = app().await;
     let proxy = with_key(&up, &keys.ed25519("k.pem"))
-        .set("assertion.ttl", "4s")
+        .set("assertion.ttl", "6s")
         .start();
     let cookie = login(&proxy).await;
     let set = jwks(&proxy).await;
     let (first, _) = assertion_for(&proxy, &up, &cookie).await;
+    // Over a second later a fresh signature would carry a later iat: the same token means the
+    // worker's cache answered (the reuse window is 3 s from iat).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let (again, _) = assertion_for(&proxy, &up, &cookie).await;
     assert_eq!(first, again, "same session, same data: the cached token");
 
@@ -297,20 +300,40 @@ async fn an_assertion_is_reused_until_half_its_ttl_then_expires() {
     assert_ne!(theirs, changed);
 
     // Past half the ttl: signed again, with a later iat, so an app always gets >= ttl/2 of life.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let (later, _) = assertion_for(&proxy, &up, &cookie).await;
     assert_ne!(later, changed);
     let (a, b) = (
         verify(&changed, &set, &up.url()).unwrap(),
         verify(&later, &set, &up.url()).unwrap(),
     );
-    assert!(b["iat"].as_u64() >= Some(a["iat"].as_u64().unwrap() + 2));
+    assert!(b["iat"].as_u64() >= Some(a["iat"].as_u64().unwrap() + 3));
 
-    // `exp` is honoured: the token is refused once its 4 s are over (a verifier accepts it up
+    // `exp` is honoured: the token is refused once its 6 s are over (a verifier accepts it up
     // to the second `exp` itself, so wait one more).
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    tokio::time::sleep(Duration::from_millis(4100)).await;
     let err = verify(&changed, &set, &up.url()).unwrap_err();
     assert!(err.contains("Expired"), "{err}");
+}
+
+/// The cookie store decodes the session afresh on every request: equal data still hits the cache.
+#[tokio::test]
+async fn the_cookie_store_reuses_the_token_for_equal_data() {
+    let keys = Keys::new();
+    let up = app().await;
+    let proxy = with_key(&up, &keys.ed25519("k.pem"))
+        .driver("cookie")
+        .start();
+    let cookie = login(&proxy).await;
+    let (first, data) = assertion_for(&proxy, &up, &cookie).await;
+    // A second later a fresh signature would differ (iat): equal means the cache answered.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (again, _) = assertion_for(&proxy, &up, &cookie).await;
+    assert_eq!(first, again);
+    let claims = verify(&first, &jwks(&proxy).await, &up.url()).unwrap();
+    assert_eq!(claims["session"], data);
+    // The sealed cookie is not the ID, but sid is still a 43-character handle.
+    assert_eq!(claims["sid"].as_str().unwrap().len(), 43);
 }
 
 #[tokio::test]
