@@ -4,7 +4,7 @@
 //! reload builds a new one and swaps it in, and requests already running finish on the old one.
 //!
 //! What reloads live: `upstream.*`, the cookie attributes and lifetimes, the secrets (cookie
-//! store), and the TLS certificate files. What needs a restart, because it is bound to sockets or
+//! store), the TLS certificate files, and the `assertion` block (key rotation). What needs a restart, because it is bound to sockets or
 //! to state that must not be thrown away: `listen`, `admin_listen`, `tls.redirect_http`, turning TLS
 //! on or off, `sessions.driver`, the `redis` section, `sessions.idle_timeout` of a server-side store
 //! and `limits`. A reload that changes one of those logs a warning naming it and keeps the running

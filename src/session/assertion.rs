@@ -115,6 +115,8 @@ pub struct Assertion {
     jws_header: Header,
     jwks: Bytes,
     cache: PerWorker<Mutex<Cache>>,
+    /// [`CACHE_ENTRIES`]; a field so unit tests can fill the cache quickly.
+    capacity: usize,
 }
 
 impl std::fmt::Debug for Assertion {
@@ -129,12 +131,9 @@ impl std::fmt::Debug for Assertion {
 }
 
 impl Assertion {
-    /// Reads the keys the config names and renders the JWKS. `default_audience` is the upstream
-    /// URL's origin, used when `assertion.audience` is not set.
-    pub fn load(
-        cfg: &AssertionConfig,
-        default_audience: &str,
-    ) -> Result<Assertion, AssertionError> {
+    /// Reads the keys the config names and renders the JWKS. `audience` is the `aud` claim
+    /// ([`AssertionConfig::audience_for`] the upstream URL).
+    pub fn load(cfg: &AssertionConfig, audience: &str) -> Result<Assertion, AssertionError> {
         let header = HeaderName::from_bytes(cfg.header.as_bytes())
             .map_err(|_| AssertionError::HeaderName(cfg.header.clone()))?;
         let (key, alg, current) = load_private(&cfg.key)?;
@@ -168,16 +167,14 @@ impl Assertion {
         let assertion = Assertion {
             header,
             issuer: cfg.issuer.clone(),
-            audience: cfg
-                .audience
-                .clone()
-                .unwrap_or_else(|| default_audience.to_owned()),
+            audience: audience.to_owned(),
             ttl: cfg.ttl,
             subject_key: cfg.subject_key.clone(),
             key,
             jws_header,
             jwks: Bytes::from(jwks),
             cache: PerWorker::new(),
+            capacity: CACHE_ENTRIES,
         };
         // Sign once now, so a key the signer refuses fails at start-up (or reload), naming the
         // file, rather than on every request.
@@ -265,11 +262,11 @@ impl Assertion {
         };
         headers.insert(self.header.clone(), token.clone());
         let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.entries.len() >= CACHE_ENTRIES && !cache.entries.contains_key(&digest) {
+        if cache.entries.len() >= self.capacity && !cache.entries.contains_key(&digest) {
             cache
                 .entries
                 .retain(|_, e| now < e.signed.saturating_add(reuse_for));
-            if cache.entries.len() >= CACHE_ENTRIES {
+            if cache.entries.len() >= self.capacity {
                 cache.entries.clear();
             }
         }
@@ -424,4 +421,101 @@ pub fn generate_ed25519_pem() -> Result<String, KeygenError> {
         &pem::Pem::new("PRIVATE KEY", doc.as_bytes()),
         pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn signer(dir: &Path, ttl: Duration) -> Assertion {
+        let key = dir.join("k.pem");
+        std::fs::write(&key, generate_ed25519_pem().unwrap()).unwrap();
+        let cfg = AssertionConfig {
+            key,
+            previous_keys: Vec::new(),
+            issuer: "session-proxy".into(),
+            audience: None,
+            ttl,
+            subject_key: Some("user".into()),
+            header: "X-Session-Assertion".into(),
+        };
+        Assertion::load(&cfg, "http://app").unwrap()
+    }
+
+    fn session(user: Value) -> Session {
+        let mut s = Session::new(0, Duration::from_secs(3600));
+        Arc::make_mut(&mut s.data).insert("user".into(), user);
+        s
+    }
+
+    fn cached(a: &Assertion) -> usize {
+        a.cache
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap()
+            .entries
+            .len()
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = signer(dir.path(), Duration::from_secs(60));
+        a.capacity = 8;
+        let now = 1_000_000;
+        // All live: when full, the cache starts over rather than grow.
+        for i in 0..20 {
+            a.inject(&mut HeaderMap::new(), &session(json!(i)), now);
+            assert!(cached(&a) <= 8, "{}", cached(&a));
+        }
+        // Entries past their reuse window make room first; live ones stay.
+        let later = now + 30_000;
+        let live = session(json!("live"));
+        let mut first = HeaderMap::new();
+        a.inject(&mut first, &live, later);
+        while cached(&a) < 8 {
+            a.inject(&mut HeaderMap::new(), &session(json!("filler")), later);
+        }
+        let stale = a
+            .cache
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap()
+            .entries
+            .values()
+            .filter(|e| e.signed < later)
+            .count();
+        assert!(stale > 0);
+        a.inject(&mut HeaderMap::new(), &session(json!("one more")), later);
+        assert_eq!(cached(&a), 8 - stale + 1, "only the stale entries went");
+        // A second later a new signature would differ (iat): the live entry was kept.
+        let mut again = HeaderMap::new();
+        a.inject(&mut again, &live, later + 1_500);
+        assert_eq!(again["x-session-assertion"], first["x-session-assertion"]);
+    }
+
+    #[test]
+    fn sub_is_a_string_or_absent() {
+        assert_eq!(subject(&json!("Ann")).as_deref(), Some("Ann"));
+        assert_eq!(subject(&json!(42)).as_deref(), Some("42"));
+        assert_eq!(subject(&json!(true)).as_deref(), Some("true"));
+        assert_eq!(subject(&json!(null)), None);
+        assert_eq!(subject(&json!({"id": 1})), None);
+        assert_eq!(subject(&json!([1])), None);
+    }
+
+    #[test]
+    fn no_session_data_no_sub_and_claims_are_in_seconds() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = signer(dir.path(), Duration::from_secs(60));
+        let token = a.sign(&Data::new(), "h", 1_700_000_000_999).unwrap();
+        let claims: Value = jsonwebtoken::dangerous::insecure_decode(token.to_str().unwrap())
+            .unwrap()
+            .claims;
+        assert_eq!(claims["iat"], 1_700_000_000u64);
+        assert_eq!(claims["exp"], 1_700_000_060u64);
+        assert!(claims.get("sub").is_none());
+        assert_eq!(claims["aud"], "http://app");
+    }
 }
