@@ -34,7 +34,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 HERE = os.path.dirname(os.path.abspath(__file__))
 SECRET = "assertion-test-secret-0123456789abcdefghijklmnop"
 JWKS_PATH = "/.well-known/session-proxy/jwks.json"
-TTL = 4
+# Long enough that the first token outlives the checks up to the rotation on a slow machine; the
+# expiry check reloads with SHORT_TTL.
+TTL = 30
+SHORT_TTL = 5
 
 
 class App(http.server.BaseHTTPRequestHandler):
@@ -319,18 +322,23 @@ def main():
             fails(verify_py, state["token"], jwks_url, upstream, expect="unable to find")
             fails(verify_node, state["token"], jwks_url, upstream, expect="NO_MATCHING_KEY")
             verify_py(new, jwks_url, upstream)
-            state["new"] = new
 
         check("SIGHUP rotation: the previous key verifies until it is removed, then fails",
               rotation)
 
         def expiry():
-            claims = jwt.decode(state["new"], options={"verify_signature": False})
+            # A reload builds a new signer with an empty cache: the next token is fresh.
+            proxy.reload({"key": k2, "ttl": f"{SHORT_TTL}s"})
+            _, _, body = proxy.get("/", {"Cookie": f"session_id={state['cookie']}"})
+            token = json.loads(body)["assertions"][0]
+            claims = verify_py(token, jwks_url, upstream)
+            assert claims["exp"] == claims["iat"] + SHORT_TTL, claims
+            verify_node(token, jwks_url, upstream)
             wait = claims["exp"] + 1.2 - time.time()
             if wait > 0:
                 time.sleep(wait)
-            fails(verify_py, state["new"], jwks_url, upstream, expect="expired")
-            fails(verify_node, state["new"], jwks_url, upstream, expect="EXPIRED")
+            fails(verify_py, token, jwks_url, upstream, expect="expired")
+            fails(verify_node, token, jwks_url, upstream, expect="EXPIRED")
 
         check("exp is honoured by both", expiry)
     finally:
