@@ -1,5 +1,5 @@
-//! Micro-benchmarks of the per-request hot paths: cookie open/seal, the header protocol, and one
-//! whole request through the in-process proxy to an in-process upstream.
+//! Micro-benchmarks of the per-request hot paths: cookie open/seal, the header protocol, the
+//! signed assertion (sign vs cache hit), and one whole request through the in-process proxy to an in-process upstream.
 //!
 //! `cargo bench --bench hot_paths`. The load benchmark against nginx is `benches/load.sh`.
 
@@ -117,6 +117,49 @@ fn header_protocol(c: &mut Criterion) {
     });
 }
 
+/// The signed assertion: signing (a cache miss) against reusing the worker's cached token, for
+/// the same data shared (memory store) and for equal data decoded afresh (cookie store).
+fn assertion(c: &mut Criterion) {
+    use session_proxy::config::AssertionConfig;
+    use session_proxy::session::assertion::{generate_ed25519_pem, Assertion};
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.pem");
+    std::fs::write(&key, generate_ed25519_pem().unwrap()).unwrap();
+    let cfg = AssertionConfig {
+        key,
+        previous_keys: Vec::new(),
+        issuer: "session-proxy".into(),
+        audience: None,
+        ttl: Duration::from_secs(60),
+        subject_key: Some("user_id".into()),
+        header: "X-Session-Assertion".into(),
+    };
+    let signer = Assertion::load(&cfg, "http://127.0.0.1:3000").unwrap();
+    let session = sample_session();
+    let handle = session.id.handle();
+    let now = now_millis();
+    c.bench_function("assertion/sign_ed25519", |b| {
+        b.iter(|| signer.sign(&session.data, &handle, now).unwrap())
+    });
+    signer.inject(&mut HeaderMap::new(), &session, now);
+    c.bench_function("assertion/cache_hit_same_data", |b| {
+        b.iter_batched(
+            browser_headers,
+            |mut h| signer.inject(&mut h, &session, now),
+            BatchSize::SmallInput,
+        )
+    });
+    let mut decoded = session.clone();
+    decoded.data = Arc::new((*session.data).clone());
+    c.bench_function("assertion/cache_hit_equal_data", |b| {
+        b.iter_batched(
+            browser_headers,
+            |mut h| signer.inject(&mut h, &decoded, now),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
 fn whole_request(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -193,5 +236,11 @@ async fn client(
         .unwrap()
 }
 
-criterion_group!(benches, cookie_store, header_protocol, whole_request);
+criterion_group!(
+    benches,
+    cookie_store,
+    header_protocol,
+    assertion,
+    whole_request
+);
 criterion_main!(benches);

@@ -4,6 +4,8 @@
 #
 #   benches/load.sh                 # 3 rounds, 10 s per target per round, 64 connections
 #   ROUNDS=5 DURATION=20s CONNECTIONS=128 THREADS=1 IDLE=10000 benches/load.sh
+#   ASSERTION=1 IDLE=0 benches/load.sh   # adds cookie and memory stores with the signed assertion
+#                                        # on, and their ratio to the same store with it off
 #
 # Prints a Markdown table with the median of the rounds: requests/s, p50, p99, ratio to nginx and
 # the proxies' peak RSS. Ratios, not absolute numbers, are what to compare: the machine is shared.
@@ -96,7 +98,7 @@ redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$
 wait_port "$UP"; wait_port "$NGX"; wait_port "$RPORT"
 
 SECRET=$("$BIN" keygen)
-start_proxy() { # name port driver
+start_proxy() { # name port driver [extra yaml]
   cat > "$work/$1.yaml" <<EOF
 listen: 127.0.0.1:$2
 upstream:
@@ -109,6 +111,7 @@ redis:
   url: redis://127.0.0.1:$RPORT/0
 limits:
   header_read_timeout: 60s
+${4:-}
 EOF
   RUST_LOG=warn "$BIN" --config "$work/$1.yaml" serve 2>"$work/$1.log" & pids+=($!)
   eval "PID_$1=$!"
@@ -117,6 +120,14 @@ EOF
 start_proxy cookie "$CK" cookie
 start_proxy memory "$MEM" memory
 start_proxy redis "$RED" redis
+if [ -n "${ASSERTION:-}" ]; then
+  "$BIN" keygen --assertion --out "$work/assertion.pem"
+  CKJ=$(free_port); MEMJ=$(free_port)
+  start_proxy cookie_jwt "$CKJ" cookie "assertion:
+  key: $work/assertion.pem"
+  start_proxy memory_jwt "$MEMJ" memory "assertion:
+  key: $work/assertion.pem"
+fi
 
 cookie_for() { # port
   curl -s -o /dev/null -D - "http://127.0.0.1:$1/login" | tr -d '\r' \
@@ -131,6 +142,13 @@ curl -sf -H "Cookie: $CK_COOKIE" "http://127.0.0.1:$CK/" >/dev/null
 
 targets=(upstream nginx cookie memory redis)
 declare -A url hdr
+if [ -n "${ASSERTION:-}" ]; then
+  CKJ_COOKIE=$(cookie_for "$CKJ"); MEMJ_COOKIE=$(cookie_for "$MEMJ")
+  [ -n "$CKJ_COOKIE" ] && [ -n "$MEMJ_COOKIE" ] || { echo "could not obtain a session cookie" >&2; exit 1; }
+  targets+=(cookie_jwt memory_jwt)
+  url[cookie_jwt]="http://127.0.0.1:$CKJ/"; hdr[cookie_jwt]="Cookie: $CKJ_COOKIE"
+  url[memory_jwt]="http://127.0.0.1:$MEMJ/"; hdr[memory_jwt]="Cookie: $MEMJ_COOKIE"
+fi
 url[upstream]="http://127.0.0.1:$UP/"; hdr[upstream]="X-Bench: 1"
 url[nginx]="http://127.0.0.1:$NGX/";   hdr[nginx]="X-Bench: 1"
 url[cookie]="http://127.0.0.1:$CK/";   hdr[cookie]="Cookie: $CK_COOKIE"
@@ -162,6 +180,10 @@ rss[upstream]="-"; rss[nginx]="$((ngx_rss / 1024)) MiB (master+2 workers)"
 rss[cookie]="$(( $(rss_kib "$PID_cookie") / 1024 )) MiB"
 rss[memory]="$(( $(rss_kib "$PID_memory") / 1024 )) MiB"
 rss[redis]="$(( $(rss_kib "$PID_redis") / 1024 )) MiB"
+if [ -n "${ASSERTION:-}" ]; then
+  rss[cookie_jwt]="$(( $(rss_kib "$PID_cookie_jwt") / 1024 )) MiB"
+  rss[memory_jwt]="$(( $(rss_kib "$PID_memory_jwt") / 1024 )) MiB"
+fi
 
 IDLE=${IDLE:-10000}
 if [ "$IDLE" -gt 0 ]; then
@@ -181,12 +203,19 @@ done
 echo
 echo "| target | requests/s | p50 ms | p99 ms | req/s vs nginx | p99 vs nginx | peak RSS |"
 echo "|---|---:|---:|---:|---:|---:|---|"
-declare -A names=([upstream]="upstream direct (ceiling)" [nginx]="nginx proxy_pass" [cookie]="session-proxy, cookie store" [memory]="session-proxy, memory store" [redis]="session-proxy, redis store")
+declare -A names=([upstream]="upstream direct (ceiling)" [nginx]="nginx proxy_pass" [cookie]="session-proxy, cookie store" [memory]="session-proxy, memory store" [redis]="session-proxy, redis store" [cookie_jwt]="session-proxy, cookie store + assertion" [memory_jwt]="session-proxy, memory store + assertion")
 for t in "${targets[@]}"; do
   ratio=$(awk -v a="${mrps[$t]}" -v b="${mrps[nginx]}" 'BEGIN{printf "%.2fx", a/b}')
   pr=$(awk -v a="${mp99[$t]}" -v b="${mp99[nginx]}" 'BEGIN{printf "%.2fx", a/b}')
   echo "| ${names[$t]} | ${mrps[$t]} | ${mp50[$t]} | ${mp99[$t]} | $ratio | $pr | ${rss[$t]} |"
 done
+if [ -n "${ASSERTION:-}" ]; then
+  echo
+  for s in cookie memory; do
+    awk -v a="${mrps[${s}_jwt]}" -v b="${mrps[$s]}" -v s="$s" \
+      'BEGIN{printf "assertion on vs off, %s store: %.2fx requests/s (target >= 0.90x)\n", s, a/b}'
+  done
+fi
 echo
 echo "median of $ROUNDS rounds; wrk -t$THREADS -c$CONNECTIONS -d$DURATION on loopback; $(nproc) cores"
 [ -s "$work/idle" ] && echo "idle: $(cat "$work/idle")"

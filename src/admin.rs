@@ -54,6 +54,8 @@ pub enum Route {
     Live,
     /// Readiness: `/readyz`.
     Ready,
+    /// The assertion's public keys (RFC 7517), `/jwks.json`.
+    Jwks,
     /// Anything else: 404 naming the known paths.
     NotFound,
 }
@@ -64,6 +66,7 @@ impl Route {
             "/metrics" => Route::Metrics,
             "/livez" | "/healthz" => Route::Live,
             "/readyz" => Route::Ready,
+            "/jwks.json" => Route::Jwks,
             _ => Route::NotFound,
         }
     }
@@ -125,9 +128,16 @@ pub async fn handle(
                 res
             }
         },
+        Route::Jwks => match app.session.assertion() {
+            Some(assertion) => assertion.jwks_response(req.method()),
+            None => plain(
+                StatusCode::NOT_FOUND,
+                "not found: the assertion is off (no `assertion` block in the config)\n",
+            ),
+        },
         Route::NotFound => plain(
             StatusCode::NOT_FOUND,
-            "not found: try /metrics, /livez, /readyz, /healthz\n",
+            "not found: try /metrics, /livez, /readyz, /healthz, /jwks.json\n",
         ),
     }
 }

@@ -64,6 +64,9 @@ pub struct Config {
     /// Peers whose `X-Forwarded-*` / `Forwarded` headers are believed (load balancers in front of
     /// the proxy). Everyone else's are replaced.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The signed session assertion; off when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assertion: Option<AssertionConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -257,6 +260,88 @@ impl Default for LimitsConfig {
     }
 }
 
+/// The signed session assertion (`X-Session-Assertion`, a JWS the app can verify with the JWKS).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssertionConfig {
+    /// PEM PKCS#8 private key: Ed25519 (`session-proxy keygen --assertion`) or ECDSA P-256.
+    pub key: PathBuf,
+    /// PEM SPKI public keys still published in the JWKS, so tokens signed before a rotation
+    /// verify until they expire.
+    #[serde(default)]
+    pub previous_keys: Vec<PathBuf>,
+    #[serde(default = "defaults::assertion_issuer")]
+    pub issuer: String,
+    /// Absent: the upstream URL's origin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    #[serde(with = "duration_serde", default = "defaults::assertion_ttl")]
+    pub ttl: Duration,
+    /// A session key whose value becomes `sub`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_key: Option<String>,
+    /// Must be an `X-Session-*` name, so a client's copy is stripped like every other.
+    #[serde(default = "defaults::assertion_header")]
+    pub header: String,
+}
+
+impl AssertionConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.ttl < Duration::from_secs(2) {
+            return Err(ConfigError::field(
+                "assertion.ttl",
+                "must be at least 2s (whole seconds: iat and exp are in seconds)",
+            ));
+        }
+        if self.issuer.is_empty() {
+            return Err(ConfigError::field("assertion.issuer", "must not be empty"));
+        }
+        if self.audience.as_deref() == Some("") {
+            return Err(ConfigError::field(
+                "assertion.audience",
+                "must not be empty",
+            ));
+        }
+        let lower = self.header.to_ascii_lowercase().replace('_', "-");
+        let fixed = [
+            "x-session-id",
+            "x-session-data",
+            "x-session-set",
+            "x-session-delete",
+            "x-session-clear",
+            "x-session-regenerate",
+        ];
+        if !lower.starts_with("x-session-")
+            || lower.len() == "x-session-".len()
+            || fixed.contains(&lower.as_str())
+            || http::HeaderName::from_bytes(self.header.as_bytes()).is_err()
+        {
+            return Err(ConfigError::field(
+                "assertion.header",
+                "must be a header name starting with X-Session- (so a client's copy is always stripped) other than X-Session-Id, -Data, -Set, -Delete, -Clear, -Regenerate",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The default audience: the upstream URL's origin (`scheme://host[:port]`).
+    pub fn default_audience(upstream: &Uri) -> String {
+        let scheme = upstream.scheme_str().unwrap_or("http");
+        let host = upstream.host().unwrap_or("");
+        match upstream.port_u16() {
+            Some(port) => format!("{scheme}://{host}:{port}"),
+            None => format!("{scheme}://{host}"),
+        }
+    }
+
+    /// `audience`, or the upstream's origin.
+    pub fn audience_for(&self, upstream: &Uri) -> String {
+        self.audience
+            .clone()
+            .unwrap_or_else(|| Self::default_audience(upstream))
+    }
+}
+
 /// The file as written: everything optional except what has no sensible default.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -275,6 +360,8 @@ struct FileConfig {
     limits: LimitsConfig,
     #[serde(default, deserialize_with = "cidr_list::deserialize")]
     trusted_proxies: Vec<ipnet::IpNet>,
+    #[serde(default)]
+    assertion: Option<AssertionConfig>,
 }
 
 /// How an environment variable's text becomes a YAML value.
@@ -308,14 +395,23 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("REDIS_CLUSTER", "redis.cluster"),
     ("SESSION_PROXY_UPSTREAM_UPGRADES", "upstream.upgrades"),
     ("SESSION_PROXY_TRUSTED_PROXIES", "trusted_proxies"),
+    ("SESSION_ASSERTION_KEY", "assertion.key"),
+    ("SESSION_ASSERTION_PREVIOUS_KEYS", "assertion.previous_keys"),
+    ("SESSION_ASSERTION_ISSUER", "assertion.issuer"),
+    ("SESSION_ASSERTION_AUDIENCE", "assertion.audience"),
+    ("SESSION_ASSERTION_TTL", "assertion.ttl"),
+    ("SESSION_ASSERTION_SUBJECT_KEY", "assertion.subject_key"),
+    ("SESSION_ASSERTION_HEADER", "assertion.header"),
 ];
 
 fn env_kind(field: &str) -> EnvKind {
     match field {
         "sessions.secure" | "sessions.http_only" => EnvKind::Scalar,
-        "sessions.previous_secrets" | "redis.cluster" | "upstream.upgrades" | "trusted_proxies" => {
-            EnvKind::List
-        }
+        "sessions.previous_secrets"
+        | "redis.cluster"
+        | "upstream.upgrades"
+        | "trusted_proxies"
+        | "assertion.previous_keys" => EnvKind::List,
         _ => EnvKind::Text,
     }
 }
@@ -399,6 +495,7 @@ impl Config {
             tls: file.tls,
             limits: file.limits,
             trusted_proxies: file.trusted_proxies,
+            assertion: file.assertion,
         };
         let mut config = config;
         for proto in &mut config.upstream.upgrades {
@@ -600,6 +697,9 @@ impl Config {
                     "must be a host name or IP literal with an optional :port",
                 ));
             }
+        }
+        if let Some(assertion) = &self.assertion {
+            assertion.validate()?;
         }
         Ok(())
     }
@@ -851,6 +951,15 @@ mod defaults {
     pub fn tls_handshake_timeout() -> Duration {
         Duration::from_secs(10)
     }
+    pub fn assertion_issuer() -> String {
+        "session-proxy".into()
+    }
+    pub fn assertion_ttl() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn assertion_header() -> String {
+        "X-Session-Assertion".into()
+    }
 }
 
 #[cfg(test)]
@@ -981,6 +1090,73 @@ mod tests {
         let out = c.to_redacted_yaml();
         assert!(!out.contains(SECRET) && !out.contains("pppp") && !out.contains("hunter2"));
         assert!(out.contains("<redacted>"));
+    }
+
+    #[test]
+    fn assertion_is_off_by_default_and_every_field_has_an_env_override() {
+        assert!(load(&base(), &[]).unwrap().assertion.is_none());
+        let c = load(
+            &base(),
+            &[
+                ("SESSION_ASSERTION_KEY", "/k.pem"),
+                ("SESSION_ASSERTION_PREVIOUS_KEYS", "/a.pub, /b.pub"),
+                ("SESSION_ASSERTION_ISSUER", "me"),
+                ("SESSION_ASSERTION_AUDIENCE", "https://app.example"),
+                ("SESSION_ASSERTION_TTL", "2m"),
+                ("SESSION_ASSERTION_SUBJECT_KEY", "user_id"),
+                ("SESSION_ASSERTION_HEADER", "X-Session-Jwt"),
+            ],
+        )
+        .unwrap();
+        let a = c.assertion.unwrap();
+        assert_eq!(a.key, PathBuf::from("/k.pem"));
+        assert_eq!(
+            a.previous_keys,
+            vec![PathBuf::from("/a.pub"), PathBuf::from("/b.pub")]
+        );
+        assert_eq!(a.issuer, "me");
+        assert_eq!(a.audience.as_deref(), Some("https://app.example"));
+        assert_eq!(a.ttl, Duration::from_secs(120));
+        assert_eq!(a.subject_key.as_deref(), Some("user_id"));
+        assert_eq!(a.header, "X-Session-Jwt");
+    }
+
+    #[test]
+    fn assertion_defaults_and_rules() {
+        let yaml = format!("{}assertion:\n  key: /k.pem\n", base());
+        let a = load(&yaml, &[]).unwrap().assertion.unwrap();
+        assert_eq!(a.issuer, "session-proxy");
+        assert_eq!(a.ttl, Duration::from_secs(60));
+        assert_eq!(a.header, "X-Session-Assertion");
+        assert_eq!(
+            a.audience_for(&"http://127.0.0.1:3000/app".parse().unwrap()),
+            "http://127.0.0.1:3000"
+        );
+        assert_eq!(
+            a.audience_for(&"https://app.internal".parse().unwrap()),
+            "https://app.internal"
+        );
+        for header in [
+            "X-Assertion",
+            "X-Session-Data",
+            "x_session_set",
+            "X-Session-",
+            "X-Session-a b",
+        ] {
+            assert_eq!(
+                err_field(&yaml, &[("SESSION_ASSERTION_HEADER", header)]),
+                "assertion.header",
+                "{header}"
+            );
+        }
+        assert_eq!(
+            err_field(&yaml, &[("SESSION_ASSERTION_TTL", "1s")]),
+            "assertion.ttl"
+        );
+        assert_eq!(
+            err_field(&format!("{}assertion:\n  issuer: x\n", base()), &[]),
+            "assertion"
+        );
     }
 
     #[test]

@@ -85,6 +85,13 @@ async fn forward(
     let (mut parts, body) = req.into_parts();
     app.upstream.prepare(&mut parts, client, upgrade)?;
     trace.request_id = parts.headers.get(X_REQUEST_ID).cloned();
+    // The assertion's JWKS is the proxy's own document: answered here (after the request passed
+    // the same checks as any other), never forwarded.
+    if let Some(assertion) = app.session.assertion() {
+        if parts.uri.path() == crate::session::assertion::JWKS_PATH {
+            return Ok(assertion.jwks_response(&parts.method));
+        }
+    }
 
     let state = app.session.on_request(&mut parts.headers).await?;
     if trace.wanted {

@@ -9,7 +9,8 @@
 //!   `X-Session-*` headers, takes the cookie, loads the session and hands it to the app as headers; on
 //!   the way out it reads the app's `X-Session-*` control headers, applies them to the store and
 //!   writes the cookie. [`session::protocol`] is the header grammar (pure functions),
-//!   [`session::store`] the storage back ends behind one trait.
+//!   [`session::store`] the storage back ends behind one trait, [`session::assertion`] the signed
+//!   `X-Session-Assertion` (JWS) and its JWKS.
 //! - [`handler`] is one request's life: prepare → session in → forward → session out → log.
 //! - [`proxy`] forwards the request to the upstream over a pooled client: hop-by-hop headers,
 //!   `X-Forwarded-*`, `Via`, upgrades, timeouts.

@@ -56,7 +56,15 @@ enum Command {
     /// Validate the configuration and print the effective settings, secrets redacted.
     Check,
     /// Print a fresh random secret for `sessions.secret` (or SESSION_SECRET).
-    Keygen,
+    Keygen {
+        /// Write a new Ed25519 private key (PEM PKCS#8) for `assertion.key` instead.
+        #[arg(long)]
+        assertion: bool,
+        /// Write the key to this file (created with mode 0600; an existing file is never
+        /// overwritten) instead of stdout.
+        #[arg(long, requires = "assertion")]
+        out: Option<PathBuf>,
+    },
     /// Remove expired sessions from the store, then exit. Meant for cron.
     Cleanup,
     /// Ask a running proxy's admin listener whether it is ready (`/readyz`): exit 0 when it
@@ -96,8 +104,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         listen: None,
         upstream: None,
     }) {
-        Command::Keygen => {
+        Command::Keygen {
+            assertion: false, ..
+        } => {
             println!("{}", keygen());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keygen {
+            assertion: true,
+            out,
+        } => {
+            let pem = session_proxy::session::assertion::generate_ed25519_pem()?;
+            match out {
+                None => print!("{pem}"),
+                Some(path) => write_private(&path, pem.as_bytes())
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Check => {
@@ -107,6 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 session_proxy::tls::Tls::load(tls)?;
             }
             session_proxy::proxy::Upstream::new(&config.upstream, &config.trusted_proxies)?;
+            session_proxy::session::assertion::Assertion::from_config(&config)?;
             print!("{}", config.to_redacted_yaml());
             eprintln!("session-proxy: {} is valid", cli.config.display());
             if config.sessions.driver == session_proxy::config::Driver::Redis {
@@ -327,6 +350,19 @@ mod health {
             .to_bytes();
         Ok((status, body))
     }
+}
+
+/// A private key file: mode 0600 from the moment it exists, and never over an existing file (a
+/// key in use must not vanish by a mistyped `--out`).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 /// 32 random bytes from the OS CSPRNG, base64url: 43 characters, 256 bits.

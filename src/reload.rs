@@ -4,7 +4,7 @@
 //! reload builds a new one and swaps it in, and requests already running finish on the old one.
 //!
 //! What reloads live: `upstream.*`, the cookie attributes and lifetimes, the secrets (cookie
-//! store), and the TLS certificate files. What needs a restart, because it is bound to sockets or
+//! store), the TLS certificate files, and the `assertion` block (key rotation). What needs a restart, because it is bound to sockets or
 //! to state that must not be thrown away: `listen`, `admin_listen`, `tls.redirect_http`, turning TLS
 //! on or off, `sessions.driver`, the `redis` section, `sessions.idle_timeout` of a server-side store
 //! and `limits`. A reload that changes one of those logs a warning naming it and keeps the running
@@ -18,6 +18,7 @@ use arc_swap::ArcSwap;
 use crate::config::{Config, ConfigError, Driver, Overrides};
 use crate::handler::App;
 use crate::proxy::{Upstream, UpstreamSetupError};
+use crate::session::assertion::{Assertion, AssertionError};
 use crate::session::store::StoreError;
 use crate::session::SessionLayer;
 use crate::tls::{Tls, TlsError};
@@ -33,6 +34,8 @@ pub enum ReloadError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Assertion(#[from] AssertionError),
 }
 
 /// What a successful reload did.
@@ -121,7 +124,8 @@ impl Reloader {
         } else {
             SessionLayer::new(current.session.shared_store(), &sessions)
         }
-        .with_metrics(Arc::clone(&current.metrics));
+        .with_metrics(Arc::clone(&current.metrics))
+        .with_assertion(Assertion::from_config(&new)?);
         let upstream = if serde_yaml::to_string(&old.upstream).ok()
             == serde_yaml::to_string(&new.upstream).ok()
             && old.trusted_proxies == new.trusted_proxies

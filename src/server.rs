@@ -35,6 +35,7 @@ use crate::handler::{self, App};
 use crate::metrics::Metrics;
 use crate::proxy::{target, ClientInfo, Upstream, UpstreamSetupError};
 use crate::reload::Reloader;
+use crate::session::assertion::{Assertion, AssertionError};
 use crate::session::store::StoreError;
 use crate::session::store::{now_millis, SessionStore};
 use crate::session::SessionLayer;
@@ -57,6 +58,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Assertion(#[from] AssertionError),
 }
 
 pub struct Server {
@@ -92,7 +95,8 @@ impl Server {
         };
         let metrics = Arc::new(Metrics::new(config.sessions.driver.as_str()));
         let session = SessionLayer::from_config(&config.sessions, &config.redis)?
-            .with_metrics(Arc::clone(&metrics));
+            .with_metrics(Arc::clone(&metrics))
+            .with_assertion(Assertion::from_config(config)?);
         let app = Arc::new(ArcSwap::from_pointee(App {
             metrics,
             session,

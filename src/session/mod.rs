@@ -9,6 +9,7 @@
 //!
 //! Between the two phases the request's [`SessionState`] is the only thing carried.
 
+pub mod assertion;
 pub mod cookie;
 pub mod protocol;
 pub mod store;
@@ -63,6 +64,8 @@ pub struct SessionLayer {
     max_age: Duration,
     idle_timeout: Option<Duration>,
     metrics: Option<Arc<Metrics>>,
+    /// Signs `X-Session-Assertion` when the `assertion` block is configured.
+    assertion: Option<Arc<assertion::Assertion>>,
 }
 
 impl SessionLayer {
@@ -73,7 +76,19 @@ impl SessionLayer {
             max_age: cfg.max_age,
             idle_timeout: cfg.idle_timeout,
             metrics: None,
+            assertion: None,
         }
+    }
+
+    /// Adds the signed assertion to every forwarded request that has a session.
+    pub fn with_assertion(mut self, assertion: Option<Arc<assertion::Assertion>>) -> SessionLayer {
+        self.assertion = assertion;
+        self
+    }
+
+    /// The assertion signer, when configured (for the JWKS endpoints).
+    pub fn assertion(&self) -> Option<&assertion::Assertion> {
+        self.assertion.as_deref()
     }
 
     /// Records every store operation's count, errors and latency.
@@ -141,6 +156,9 @@ impl SessionLayer {
         match lookup {
             Lookup::Found { session, reseal } => {
                 protocol::inject(headers, session.id.as_str(), &session.data);
+                if let Some(assertion) = &self.assertion {
+                    assertion.inject(headers, &session, now_millis());
+                }
                 state.reseal = reseal;
                 state.loaded = Some(session);
             }

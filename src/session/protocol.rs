@@ -73,7 +73,8 @@ pub fn header_name_for_key(key: &str) -> Option<HeaderName> {
         };
     }
     let name = &buf[..PREFIX.len() + key.len()];
-    if name == b"x-session-id" || name == b"x-session-data" {
+    // `x-session-assertion` is the default name of the signed assertion's header.
+    if name == b"x-session-id" || name == b"x-session-data" || name == b"x-session-assertion" {
         return None;
     }
     HeaderName::from_bytes(name).ok()
