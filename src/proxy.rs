@@ -297,6 +297,10 @@ impl Upstream {
             parts.headers.insert(header::UPGRADE, proto);
         }
         parts.headers.append(header::VIA, VIA_11.clone());
+        // The upstream hop's version is not the client's: an HTTP/1.0 app must not turn the
+        // client's status line into HTTP/1.0 (and cost it keep-alive). hyper writes the version
+        // the client connection speaks from here.
+        parts.version = Version::HTTP_11;
         Ok(Response::from_parts(parts, body))
     }
 

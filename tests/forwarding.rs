@@ -588,3 +588,24 @@ async fn declined_upgrade_is_an_ordinary_response() {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     proxy.assert_no_panic();
 }
+
+/// An HTTP/1.0 upstream answers; the HTTP/1.1 client still gets `HTTP/1.1` and keeps its
+/// connection (found by running curl against a Python HTTP/1.0 app).
+#[tokio::test]
+async fn an_http10_upstream_does_not_downgrade_the_client() {
+    let up = RawUpstream::start(Mode::Answer(
+        b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+    ))
+    .await;
+    let proxy = ProxyBuilder::new(&up.url()).start();
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    for _ in 0..2 {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+            .await
+            .unwrap();
+        let (head, _) = read_response_head(&mut stream, Duration::from_secs(10)).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head_headers(&head, "connection").is_empty(), "{head}");
+    }
+}
