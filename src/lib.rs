@@ -13,10 +13,12 @@
 //!   `X-Session-Assertion` (JWS) and its JWKS.
 //! - [`handler`] is one request's life: prepare → session in → forward → session out → log.
 //! - [`proxy`] forwards the request to the upstream over a pooled client: hop-by-hop headers,
-//!   `X-Forwarded-*`, `Via`, upgrades, timeouts.
+//!   `Via`, upgrades, timeouts. [`proxy::target`] decides which request targets and `Host`s are
+//!   acceptable and removes dot-segments, [`proxy::forwarded`] writes the client-address headers
+//!   (`X-Forwarded-*`, `Forwarded`, `X-Real-IP`), [`proxy::trailers`] filters trailer sections.
 //! - [`error`] is the one place where failures become HTTP statuses.
-//! - [`metrics`] holds the Prometheus series; [`admin`] serves them with `/healthz` and `/readyz`
-//!   on a separate listener.
+//! - [`metrics`] holds the Prometheus series; [`admin`] serves them with the probes (`/livez`,
+//!   `/readyz`, `/healthz`) and `/jwks.json` on a separate listener.
 //! - [`reload`] applies a changed `proxy.yaml` on SIGHUP without dropping connections.
 //! - [`config`] turns `proxy.yaml` plus the environment into a validated [`config::Config`].
 //! - [`tls`] loads and hot-reloads the certificate for HTTPS listeners.
