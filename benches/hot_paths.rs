@@ -82,7 +82,7 @@ fn header_protocol(c: &mut Criterion) {
     c.bench_function("protocol/inject", |b| {
         b.iter_batched(
             browser_headers,
-            |mut h| protocol::inject(&mut h, session.id.as_str(), &session.data),
+            |mut h| protocol::inject(&mut h, session.id.handle().as_str(), &session.data),
             BatchSize::SmallInput,
         )
     });

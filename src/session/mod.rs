@@ -140,7 +140,7 @@ impl SessionLayer {
             .map_err(ProxyError::StoreUnavailable)?;
         match lookup {
             Lookup::Found { session, reseal } => {
-                protocol::inject(headers, session.id.as_str(), &session.data);
+                protocol::inject(headers, session.id.handle().as_str(), &session.data);
                 state.reseal = reseal;
                 state.loaded = Some(session);
             }

@@ -249,9 +249,11 @@ fn check_key(key: &str) -> Result<(), Malformed> {
     }
 }
 
-/// Adds the session's headers to a request bound for the app.
-pub fn inject(headers: &mut HeaderMap, id: &str, data: &Data) {
-    if let Ok(v) = HeaderValue::from_str(id) {
+/// Adds the session's headers to a request bound for the app. `handle` is the session's public
+/// name ([`super::store::SessionId::handle`]), never the ID: apps log request headers, and the ID
+/// is a working credential for the memory and Redis stores.
+pub fn inject(headers: &mut HeaderMap, handle: &str, data: &Data) {
+    if let Ok(v) = HeaderValue::from_str(handle) {
         headers.insert(ID_HEADER, v);
     }
     headers.insert(DATA_HEADER, owned_header_value(ascii_json_bytes(data)));
