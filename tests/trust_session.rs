@@ -172,3 +172,77 @@ async fn x_session_id_is_a_handle_memory_store() {
 async fn x_session_id_is_a_handle_redis_store() {
     x_session_id_is_a_handle_never_a_credential("redis").await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 5: the app cannot plant the session cookie
+
+/// `Set-Cookie` values an app might send that a browser could return as `session_id`.
+const PLANTED: &[&str] = &[
+    "session_id=planted",
+    "=session_id=planted",
+    "==session_id=planted",
+    " = session_id = planted",
+    "=\"session_id=planted\"",
+    "\"session_id\"=planted",
+    "Session_Id=planted; Path=/",
+    "=session_id",
+];
+
+/// Cookies of the app's own that must pass untouched.
+const THEIRS: &[&str] = &[
+    "theme=dark; Path=/",
+    "session_id2=keep",
+    "xsession_id=keep",
+    "pref=session_id=keep",
+];
+
+async fn the_app_cannot_plant_our_cookie(driver: &str) {
+    let up = app().await;
+    let (proxy, _redis) = proxy(&up, driver);
+    for with_session_write in [false, true] {
+        let mut reply: Vec<String> = PLANTED
+            .iter()
+            .chain(THEIRS)
+            .map(|c| format!("Set-Cookie: {c}"))
+            .collect();
+        if with_session_write {
+            reply.push("X-Session-Set: user=Ann".into());
+        }
+        let reply: Vec<&str> = reply.iter().map(String::as_str).collect();
+        let a = Browser::new(&proxy).get(&reply).await;
+        assert_eq!(a.status, 200);
+        let lines = a.set_cookies();
+        for planted in PLANTED {
+            assert!(
+                !lines.iter().any(|l| l.contains("planted")),
+                "{driver}: {planted:?} reached the client: {lines:?}"
+            );
+        }
+        for theirs in THEIRS {
+            assert!(
+                lines.iter().any(|l| l == theirs),
+                "{driver}: {theirs:?} lost"
+            );
+        }
+        let ours: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("{COOKIE}=")))
+            .collect();
+        assert_eq!(
+            ours.len(),
+            usize::from(with_session_write),
+            "{driver}: {lines:?}"
+        );
+    }
+    proxy.assert_no_panic();
+}
+
+#[tokio::test]
+async fn the_app_cannot_plant_our_cookie_cookie_store() {
+    the_app_cannot_plant_our_cookie("cookie").await;
+}
+
+#[tokio::test]
+async fn the_app_cannot_plant_our_cookie_memory_store() {
+    the_app_cannot_plant_our_cookie("memory").await;
+}
