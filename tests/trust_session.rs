@@ -13,10 +13,29 @@ use support::*;
 
 const COOKIE: &str = "session_id";
 
-/// The app: answers every `X-Test-Reply: Name: value` request header with `Name: value`.
+/// The app: answers every `X-Test-Reply: Name: value` request header with `Name: value`. Control
+/// lines too large for a request header are built here, from the path:
+/// `/bulk-delete/N` deletes `k0` … `k{N-1}`; `/bulk-set/N/M` sets N keys and M more whose value
+/// no store can hold exactly (`1e400`), in one JSON object line. Those keys have a `.`, so they
+/// get no header of their own: 256 headers would exceed this upstream's (hyper's) limit of 100.
 async fn app() -> TestUpstream {
     TestUpstream::with(|seen| {
         let mut reply = Reply::ok();
+        let path = seen.uri.path();
+        if let Some(n) = path.strip_prefix("/bulk-delete/") {
+            let n: usize = n.parse().unwrap();
+            let keys: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+            reply = reply.header("X-Session-Delete", &keys.join(", "));
+        }
+        if let Some(rest) = path.strip_prefix("/bulk-set/") {
+            let (good, bad) = rest.split_once('/').unwrap_or((rest, "0"));
+            let (good, bad): (usize, usize) = (good.parse().unwrap(), bad.parse().unwrap());
+            let pairs: Vec<String> = (0..good)
+                .map(|i| format!("\"k.{i}\":{i}"))
+                .chain((0..bad).map(|i| format!("\"b.{i}\":1e400")))
+                .collect();
+            reply = reply.header("X-Session-Set", &format!("{{{}}}", pairs.join(",")));
+        }
         for v in seen.headers.get_all("x-test-reply") {
             let line = std::str::from_utf8(v.as_bytes()).unwrap();
             let (name, value) = line.split_once(": ").expect("Name: value");
@@ -62,12 +81,16 @@ impl Browser {
 
     /// GET / with the held cookie; the app answers with the `reply` header lines.
     async fn get(&mut self, reply: &[&str]) -> Answer {
+        self.get_path("/", reply).await
+    }
+
+    async fn get_path(&mut self, path: &str, reply: &[&str]) -> Answer {
         let cookie = self.cookie.as_ref().map(|c| format!("{COOKIE}={c}"));
         let mut headers: Vec<(&str, &str)> = reply.iter().map(|r| ("x-test-reply", *r)).collect();
         if let Some(c) = &cookie {
             headers.push(("cookie", c.as_str()));
         }
-        let a = get(self.addr, "/", &headers).await;
+        let a = get(self.addr, path, &headers).await;
         match a.cookie(COOKIE) {
             Some(v) if v.is_empty() => self.cookie = None,
             Some(v) => self.cookie = Some(v),
@@ -245,4 +268,167 @@ async fn the_app_cannot_plant_our_cookie_cookie_store() {
 #[tokio::test]
 async fn the_app_cannot_plant_our_cookie_memory_store() {
     the_app_cannot_plant_our_cookie("memory").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 9: deletes of any length; a handful of warning lines per response at most
+
+/// The session data the app was handed on the last request, parsed.
+fn data_seen(up: &TestUpstream) -> serde_json::Map<String, serde_json::Value> {
+    let seen = up.last();
+    let data = seen.header("x-session-data").expect("a session");
+    serde_json::from_str(data).unwrap()
+}
+
+async fn a_delete_naming_9000_keys_applies(driver: &str) {
+    let up = app().await;
+    let (proxy, _redis) = proxy(&up, driver);
+    let mut b = Browser::new(&proxy);
+    b.get(&[
+        "X-Session-Set: {\"k1\":1,\"k8999\":2,\"kept\":3}",
+        "X-Session-Delete: missing",
+    ])
+    .await;
+    let a = b.get_path("/bulk-delete/9000", &[]).await;
+    assert_eq!(a.status, 200, "{driver}: {}", a.text());
+    b.get(&[]).await;
+    let data = data_seen(&up);
+    assert_eq!(
+        data.keys().collect::<Vec<_>>(),
+        ["kept"],
+        "{driver}: the deletes were not applied"
+    );
+    proxy.assert_no_panic();
+}
+
+#[tokio::test]
+async fn a_delete_naming_9000_keys_applies_redis_store() {
+    a_delete_naming_9000_keys_applies("redis").await;
+}
+
+#[tokio::test]
+async fn a_delete_naming_9000_keys_applies_memory_store() {
+    a_delete_naming_9000_keys_applies("memory").await;
+}
+
+/// The WARN lines the proxy logged, as (message, fields).
+fn warnings(proxy: &TestProxy) -> Vec<serde_json::Value> {
+    proxy.logs_at("WARN")
+}
+
+async fn one_response_writes_a_handful_of_warnings(driver: &str) {
+    let up = app().await;
+    let (proxy, _redis) = proxy(&up, driver);
+    for (path, counts) in [
+        // 20,000 good keys in one line, of which the first 256 fit in a session.
+        ("/bulk-set/20000", &[20_000 - 256][..]),
+        // And 10,000 numbers no store can hold.
+        ("/bulk-set/10000/10000", &[10_000, 10_000][..]),
+    ] {
+        let before = warnings(&proxy).len();
+        let mut b = Browser::new(&proxy);
+        let a = b.get_path(path, &[]).await;
+        assert_eq!(a.status, 200, "{driver} {path}: {}", a.text());
+        b.get(&[]).await;
+        assert_eq!(data_seen(&up).len(), 256, "{driver} {path}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let lines = warnings(&proxy);
+        let new = &lines[before..];
+        assert!(
+            new.len() <= 3,
+            "{driver} {path}: {} warning lines",
+            new.len()
+        );
+        for count in counts {
+            assert!(
+                new.iter()
+                    .any(|l| l.get("count").and_then(|c| c.as_u64()) == Some(*count)),
+                "{driver} {path}: no warning with count {count}: {new:?}"
+            );
+        }
+    }
+    proxy.assert_no_panic();
+}
+
+#[tokio::test]
+async fn one_response_writes_a_handful_of_warnings_memory_store() {
+    one_response_writes_a_handful_of_warnings("memory").await;
+}
+
+#[tokio::test]
+async fn one_response_writes_a_handful_of_warnings_redis_store() {
+    one_response_writes_a_handful_of_warnings("redis").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 7: every store hands back exactly what it accepted
+
+fn nested(depth: usize) -> String {
+    format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+async fn values_that_cannot_come_back_are_refused(driver: &str) {
+    let up = app().await;
+    let (proxy, _redis) = proxy(&up, driver);
+    let mut b = Browser::new(&proxy);
+    let edge = format!("X-Session-Set: edge={}", nested(32));
+    let deep = format!("X-Session-Set: deep={}", nested(127));
+    let deep_in_object = format!("X-Session-Set: {{\"deep2\":{},\"ok2\":2}}", nested(33));
+    let a = b
+        .get(&[
+            "X-Session-Set: ok=1",
+            &edge,
+            &deep,
+            &deep_in_object,
+            "X-Session-Set: big=123456789012345678901234",
+            "X-Session-Set: {\"big2\":-99999999999999999999,\"max\":18446744073709551615}",
+            "X-Session-Set: min=-9223372036854775808",
+        ])
+        .await;
+    assert_eq!(a.status, 200, "{driver}");
+    // The next request still has the session, with exactly what was accepted.
+    b.get(&[]).await;
+    let seen = up.last();
+    let data = seen.header("x-session-data").expect("the session survived");
+    assert_eq!(
+        data,
+        format!(
+            "{{\"edge\":{},\"max\":18446744073709551615,\"min\":-9223372036854775808,\"ok\":1,\"ok2\":2}}",
+            nested(32)
+        ),
+        "{driver}"
+    );
+    let warned: Vec<String> = proxy
+        .logs_at("WARN")
+        .iter()
+        .filter_map(|l| Some(format!("{} x{}", l.get("problem")?, l.get("count")?)))
+        .collect();
+    assert!(
+        warned
+            .iter()
+            .any(|w| w.contains("nested deeper than 32") && w.ends_with("x2")),
+        "{driver}: {warned:?}"
+    );
+    assert!(
+        warned
+            .iter()
+            .any(|w| w.contains("cannot be stored exactly") && w.ends_with("x2")),
+        "{driver}: {warned:?}"
+    );
+    proxy.assert_no_panic();
+}
+
+#[tokio::test]
+async fn values_that_cannot_come_back_are_refused_cookie_store() {
+    values_that_cannot_come_back_are_refused("cookie").await;
+}
+
+#[tokio::test]
+async fn values_that_cannot_come_back_are_refused_memory_store() {
+    values_that_cannot_come_back_are_refused("memory").await;
+}
+
+#[tokio::test]
+async fn values_that_cannot_come_back_are_refused_redis_store() {
+    values_that_cannot_come_back_are_refused("redis").await;
 }

@@ -159,9 +159,11 @@ impl SessionLayer {
         state: SessionState,
         headers: &mut HeaderMap,
     ) -> Result<Outcome, ProxyError> {
-        let (controls, malformed) = protocol::take_controls(headers);
-        for problem in &malformed {
-            tracing::warn!(%problem, "ignored an X-Session-* line from the app");
+        let (controls, ignored) = protocol::take_controls(headers);
+        // One line per kind of problem, however many lines had it: an app (or whoever controls
+        // its responses) must not be able to flood the log.
+        for (problem, count) in ignored.iter() {
+            tracing::warn!(%problem, count, "ignored X-Session-* lines from the app");
         }
         if cookie::remove_set_cookie_named(headers, self.spec.name()) {
             tracing::warn!("removed a Set-Cookie for the session cookie sent by the app: the proxy owns that cookie");
@@ -286,16 +288,21 @@ impl SessionLayer {
             data.remove(key);
         }
         let mut set = Vec::with_capacity(controls.set.len());
+        let mut over_max_keys = 0u32;
         for (key, value) in &controls.set {
             if !data.contains_key(key) && data.len() >= MAX_KEYS {
-                tracing::warn!(
-                    max = MAX_KEYS,
-                    "ignored X-Session-Set: session has too many keys"
-                );
+                over_max_keys += 1;
                 continue;
             }
             data.insert(key.clone(), value.clone());
             set.push((key.clone(), value.clone()));
+        }
+        if over_max_keys > 0 {
+            tracing::warn!(
+                max = MAX_KEYS,
+                count = over_max_keys,
+                "ignored X-Session-Set keys: the session has too many keys"
+            );
         }
         let changed = *data != *before;
         (set, controls.delete.clone(), changed)

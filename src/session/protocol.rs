@@ -159,8 +159,9 @@ impl Controls {
     }
 }
 
-/// A line the app sent that could not be applied. Logged at warn; the other lines still apply.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// A line (or, in a JSON object line, one key) the app sent that could not be applied. Logged at
+/// warn, counted per kind; the other lines still apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Malformed {
     #[error("X-Session-Set line has no '='")]
     NoEquals,
@@ -170,13 +171,78 @@ pub enum Malformed {
     KeyTooLong,
     #[error("header value is not UTF-8")]
     NotUtf8,
+    /// A value would come back different or not at all: the cookie store wraps the data in two
+    /// more levels and serde_json stops at 128, so nesting is capped well below.
+    #[error("value nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    /// An integer outside the 64-bit range (JSON would silently store it as a float, so it would
+    /// come back as a different number), or a number no store can hold.
+    #[error("number that cannot be stored exactly (integers must fit in 64 bits)")]
+    InexactNumber,
 }
 
+impl Malformed {
+    const KINDS: usize = 6;
+
+    fn index(self) -> usize {
+        match self {
+            Malformed::NoEquals => 0,
+            Malformed::EmptyKey => 1,
+            Malformed::KeyTooLong => 2,
+            Malformed::NotUtf8 => 3,
+            Malformed::TooDeep => 4,
+            Malformed::InexactNumber => 5,
+        }
+    }
+
+    const ALL: [Malformed; Malformed::KINDS] = [
+        Malformed::NoEquals,
+        Malformed::EmptyKey,
+        Malformed::KeyTooLong,
+        Malformed::NotUtf8,
+        Malformed::TooDeep,
+        Malformed::InexactNumber,
+    ];
+}
+
+/// What one response's control lines had to ignore, counted per kind, so that a response with
+/// 20,000 bad keys costs one warning line per kind (and no allocation), not 20,000.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Ignored([u32; Malformed::KINDS]);
+
+impl Ignored {
+    pub fn add(&mut self, problem: Malformed) {
+        let n = &mut self.0[problem.index()];
+        *n = n.saturating_add(1);
+    }
+
+    pub fn count(&self, problem: Malformed) -> u32 {
+        self.0[problem.index()]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|&n| n == 0)
+    }
+
+    /// The kinds that occurred, with their counts, in a fixed order.
+    pub fn iter(&self) -> impl Iterator<Item = (Malformed, u32)> + '_ {
+        Malformed::ALL
+            .into_iter()
+            .map(|m| (m, self.count(m)))
+            .filter(|&(_, n)| n > 0)
+    }
+}
+
+/// Deepest nesting of arrays and objects a session value may have (`[1]` is 1, `{"a":[1]}` is 2).
+/// Every store must hand back exactly what it accepted; the cookie store adds two levels of its
+/// own and serde_json refuses input nested past 128, so 32 leaves a wide margin.
+pub const MAX_DEPTH: usize = 32;
+
 /// Takes every `X-Session-*` header out of an upstream response and returns the controls among
-/// them, plus the lines it had to ignore. Fast path: one scan, no allocation, when there is none.
-pub fn take_controls(headers: &mut HeaderMap) -> (Controls, Vec<Malformed>) {
+/// them, plus what it had to ignore. Fast path: one scan, no allocation, when there is none.
+pub fn take_controls(headers: &mut HeaderMap) -> (Controls, Ignored) {
     let mut controls = Controls::default();
-    let mut bad = Vec::new();
+    let mut bad = Ignored::default();
     if !headers.keys().any(|k| is_session_header(k.as_str())) {
         return (controls, bad);
     }
@@ -195,7 +261,7 @@ pub fn take_controls(headers: &mut HeaderMap) -> (Controls, Vec<Malformed>) {
                         .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)
                         .map(str::to_owned),
                 ),
-                Err(_) => bad.push(Malformed::NotUtf8),
+                Err(_) => bad.add(Malformed::NotUtf8),
             }
         }
     }
@@ -203,7 +269,7 @@ pub fn take_controls(headers: &mut HeaderMap) -> (Controls, Vec<Malformed>) {
         for value in e.remove_entry_mult().1 {
             match std::str::from_utf8(value.as_bytes()) {
                 Ok(line) => parse_set_line(line, &mut controls.set, &mut bad),
-                Err(_) => bad.push(Malformed::NotUtf8),
+                Err(_) => bad.add(Malformed::NotUtf8),
             }
         }
     }
@@ -212,31 +278,101 @@ pub fn take_controls(headers: &mut HeaderMap) -> (Controls, Vec<Malformed>) {
 }
 
 /// One `X-Session-Set` line: `key=value` or a JSON object to merge.
-pub fn parse_set_line(line: &str, out: &mut Vec<(String, Value)>, bad: &mut Vec<Malformed>) {
+pub fn parse_set_line(line: &str, out: &mut Vec<(String, Value)>, bad: &mut Ignored) {
     let line = line.trim();
     if line.starts_with('{') {
-        if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(line) {
-            for (key, value) in map {
-                match check_key(&key) {
-                    Ok(()) => out.push((key, value)),
-                    Err(e) => bad.push(e),
+        // Raw values first, so that each one's text can be checked (an integer past 64 bits is
+        // indistinguishable from a float once parsed) and refused on its own.
+        type RawObject<'a> = std::collections::BTreeMap<String, &'a serde_json::value::RawValue>;
+        match serde_json::from_str::<RawObject<'_>>(line) {
+            Ok(map) => {
+                for (key, raw) in map {
+                    match check_key(&key).and_then(|()| json_value(raw.get())) {
+                        Ok(value) => out.push((key, value)),
+                        Err(e) => bad.add(e),
+                    }
                 }
+                return;
             }
-            return;
+            Err(_) if scan_json(line) == Err(Malformed::TooDeep) => {
+                bad.add(Malformed::TooDeep);
+                return;
+            }
+            Err(_) => {}
         }
     }
     let Some((key, raw)) = line.split_once('=') else {
-        bad.push(Malformed::NoEquals);
+        bad.add(Malformed::NoEquals);
         return;
     };
     let key = key.trim();
     if let Err(e) = check_key(key) {
-        bad.push(e);
+        bad.add(e);
         return;
     }
     let raw = raw.trim();
-    let value = serde_json::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.into()));
-    out.push((key.to_owned(), value));
+    let value = match serde_json::from_str::<Value>(raw) {
+        Ok(value) => scan_json(raw).map(|()| value),
+        // Past serde_json's own limit it is not JSON to serde, but it was meant as JSON.
+        Err(_) if raw.starts_with(['[', '{']) && scan_json(raw) == Err(Malformed::TooDeep) => {
+            Err(Malformed::TooDeep)
+        }
+        Err(_) => Ok(Value::String(raw.into())),
+    };
+    match value {
+        Ok(value) => out.push((key.to_owned(), value)),
+        Err(e) => bad.add(e),
+    }
+}
+
+/// One value of a JSON object line, already known to be syntactically valid JSON.
+fn json_value(raw: &str) -> Result<Value, Malformed> {
+    scan_json(raw)?;
+    // The syntax was checked; what serde_json can still refuse is a number it cannot hold (1e400).
+    serde_json::from_str(raw).map_err(|_| Malformed::InexactNumber)
+}
+
+/// Checks the text of a JSON value for what would not survive a store round trip: nesting past
+/// [`MAX_DEPTH`], and integer literals outside `i64`/`u64` (serde_json would read them as an `f64`
+/// and hand back another number). Works on the text because a parsed value no longer tells an
+/// integer literal from a float. Allocation-free, one pass; strings are skipped.
+pub fn scan_json(text: &str) -> Result<(), Malformed> {
+    let b = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(Malformed::TooDeep);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i + 1 < b.len()
+                    && matches!(b[i + 1], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                {
+                    i += 1;
+                }
+                let token = &text[start..=i];
+                let integer = !token.contains(['.', 'e', 'E']);
+                if integer && token.parse::<i64>().is_err() && token.parse::<u64>().is_err() {
+                    return Err(Malformed::InexactNumber);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 fn check_key(key: &str) -> Result<(), Malformed> {
@@ -269,7 +405,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn controls_of(lines: &[(&str, &[u8])]) -> (Controls, Vec<Malformed>, HeaderMap) {
+    fn controls_of(lines: &[(&str, &[u8])]) -> (Controls, Ignored, HeaderMap) {
         let mut h = HeaderMap::new();
         for (name, value) in lines {
             h.append(
@@ -424,13 +560,106 @@ mod tests {
         ]);
         assert_eq!(c.set, vec![("good".into(), json!(1))]);
         assert_eq!(
-            bad,
+            bad.iter().collect::<Vec<_>>(),
             vec![
-                Malformed::NoEquals,
-                Malformed::EmptyKey,
-                Malformed::KeyTooLong,
-                Malformed::NotUtf8
+                (Malformed::NoEquals, 1),
+                (Malformed::EmptyKey, 1),
+                (Malformed::KeyTooLong, 1),
+                (Malformed::NotUtf8, 1)
             ]
+        );
+    }
+
+    /// Issue 11 item 9: one response's problems are counts, not one entry (and log line) each.
+    #[test]
+    fn ignored_lines_are_counted_per_kind() {
+        let mut line = String::from("{");
+        for i in 0..20_000 {
+            line.push_str(&format!("\"{}\":{i},", "k".repeat(MAX_KEY_LEN + 1 + i % 2)));
+        }
+        line.push_str("\"ok\":1}");
+        let (c, bad, _) = controls_of(&[
+            ("x-session-set", line.as_bytes()),
+            ("x-session-set", b"x"),
+            ("x-session-set", b"y"),
+        ]);
+        assert_eq!(c.set, vec![("ok".into(), json!(1))]);
+        // Two distinct long keys (the object merges duplicates), two lines without '='.
+        assert_eq!(
+            bad.iter().collect::<Vec<_>>(),
+            vec![(Malformed::NoEquals, 2), (Malformed::KeyTooLong, 2)]
+        );
+    }
+
+    fn nested(depth: usize) -> String {
+        format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    /// Issue 11 item 7: a value no store could hand back exactly is refused, the rest applies.
+    #[test]
+    fn values_that_cannot_come_back_are_refused() {
+        let deep_ok = format!("a={}", nested(MAX_DEPTH));
+        let deep = format!("b={}", nested(MAX_DEPTH + 1));
+        let deeper_than_serde = format!("c={}", nested(127));
+        let deeper_than_serde_limit = format!("d={}", nested(200));
+        let in_object = format!("{{\"e\":{},\"f\":1}}", nested(MAX_DEPTH));
+        let object_too_deep = format!("{{\"g\":{},\"h\":2}}", nested(200));
+        let (c, bad, _) = controls_of(&[
+            ("x-session-set", deep_ok.as_bytes()),
+            ("x-session-set", deep.as_bytes()),
+            ("x-session-set", deeper_than_serde.as_bytes()),
+            ("x-session-set", deeper_than_serde_limit.as_bytes()),
+            ("x-session-set", in_object.as_bytes()),
+            ("x-session-set", object_too_deep.as_bytes()),
+            ("x-session-set", b"big=18446744073709551616"),
+            ("x-session-set", b"neg=-9223372036854775809"),
+            ("x-session-set", b"max=18446744073709551615"),
+            ("x-session-set", b"min=-9223372036854775808"),
+            (
+                "x-session-set",
+                b"nested={\"n\":[1,123456789012345678901234567890]}",
+            ),
+            (
+                "x-session-set",
+                b"{\"i\":100000000000000000000,\"j\":2.5e3}",
+            ),
+            ("x-session-set", b"huge_float=1e400"),
+            ("x-session-set", b"{\"k\":1e400,\"l\":3}"),
+            ("x-session-set", b"text=[[[not json"),
+            ("x-session-set", b"str=\"12345678901234567890123 [[[[\""),
+        ]);
+        let keys: Vec<&str> = c.set.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "a",
+                "e",
+                "f",
+                "h",
+                "max",
+                "min",
+                "j",
+                "huge_float",
+                "l",
+                "text",
+                "str"
+            ]
+        );
+        assert_eq!(c.set[4].1, json!(u64::MAX));
+        assert_eq!(c.set[5].1, json!(i64::MIN));
+        // Not JSON to serde_json either: kept as the string the app wrote, which round-trips.
+        assert_eq!(c.set[7].1, json!("1e400"));
+        assert_eq!(bad.count(Malformed::TooDeep), 4);
+        assert_eq!(bad.count(Malformed::InexactNumber), 5);
+    }
+
+    #[test]
+    fn scan_skips_strings_and_escapes() {
+        assert_eq!(scan_json(r#"{"a\"[[[":"99999999999999999999999"}"#), Ok(()));
+        assert_eq!(scan_json("[1e30, -1.5, 0, -0]"), Ok(()));
+        assert_eq!(
+            scan_json("[99999999999999999999999]"),
+            Err(Malformed::InexactNumber)
         );
     }
 
