@@ -7,6 +7,8 @@
 //! spawned by the harness on a free port.
 mod support;
 
+use std::time::Duration;
+
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use support::*;
@@ -331,7 +333,7 @@ async fn one_response_writes_a_handful_of_warnings(driver: &str) {
         assert_eq!(a.status, 200, "{driver} {path}: {}", a.text());
         b.get(&[]).await;
         assert_eq!(data_seen(&up).len(), 256, "{driver} {path}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(100));
         let lines = warnings(&proxy);
         let new = &lines[before..];
         assert!(
@@ -431,4 +433,68 @@ async fn values_that_cannot_come_back_are_refused_memory_store() {
 #[tokio::test]
 async fn values_that_cannot_come_back_are_refused_redis_store() {
     values_that_cannot_come_back_are_refused("redis").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 6: different keys never share a header
+
+fn collision_warnings(proxy: &TestProxy) -> usize {
+    proxy
+        .logs_at("WARN")
+        .iter()
+        .filter(|l| {
+            l.get("message")
+                .and_then(|m| m.as_str())
+                .is_some_and(|m| m.contains("map to one X-Session-* header"))
+        })
+        .count()
+}
+
+async fn keys_that_share_a_header_get_none(driver: &str) {
+    let up = app().await;
+    let (proxy, _redis) = proxy(&up, driver);
+    let mut b = Browser::new(&proxy);
+    b.get(&["X-Session-Set: user_id=1", "X-Session-Set: role=admin"])
+        .await;
+    b.get(&[]).await;
+    assert_eq!(up.last().header("x-session-user-id"), Some("1"), "{driver}");
+    assert_eq!(collision_warnings(&proxy), 0);
+
+    // A later response adds two other spellings of the same header: one warning for it.
+    b.get(&["X-Session-Set: user-id=2", "X-Session-Set: USER_ID=3"])
+        .await;
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(collision_warnings(&proxy), 1, "{driver}");
+    b.get(&[]).await;
+    let seen = up.last();
+    assert_eq!(
+        seen.headers.get_all("x-session-user-id").iter().count(),
+        0,
+        "{driver}"
+    );
+    assert_eq!(seen.header("x-session-role"), Some("admin"), "{driver}");
+    assert_eq!(
+        seen.header("x-session-data"),
+        Some("{\"USER_ID\":3,\"role\":\"admin\",\"user-id\":2,\"user_id\":1}"),
+        "{driver}"
+    );
+    // Requests alone log nothing more.
+    b.get(&[]).await;
+    assert_eq!(collision_warnings(&proxy), 1, "{driver}");
+
+    // Down to one spelling: the header is back, with that key's value.
+    b.get(&["X-Session-Delete: user-id, USER_ID"]).await;
+    b.get(&[]).await;
+    assert_eq!(up.last().header("x-session-user-id"), Some("1"), "{driver}");
+    proxy.assert_no_panic();
+}
+
+#[tokio::test]
+async fn keys_that_share_a_header_get_none_cookie_store() {
+    keys_that_share_a_header_get_none("cookie").await;
+}
+
+#[tokio::test]
+async fn keys_that_share_a_header_get_none_memory_store() {
+    keys_that_share_a_header_get_none("memory").await;
 }

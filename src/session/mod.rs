@@ -289,13 +289,29 @@ impl SessionLayer {
         }
         let mut set = Vec::with_capacity(controls.set.len());
         let mut over_max_keys = 0u32;
+        let mut shared_header: Option<&str> = None;
         for (key, value) in &controls.set {
-            if !data.contains_key(key) && data.len() >= MAX_KEYS {
+            let new = !data.contains_key(key);
+            if new && data.len() >= MAX_KEYS {
                 over_max_keys += 1;
                 continue;
             }
+            // Only a new key can create a pair; checked here, where the pair is made, rather
+            // than in `inject`, which runs on every request and must stay cheap.
+            if new
+                && shared_header.is_none()
+                && data.keys().any(|k| protocol::share_a_header(k, key))
+            {
+                shared_header = Some(key);
+            }
             data.insert(key.clone(), value.clone());
             set.push((key.clone(), value.clone()));
+        }
+        if let Some(key) = shared_header {
+            tracing::warn!(
+                header = protocol::header_name_for_key(key).as_ref().map(|h| h.as_str()),
+                "two session keys map to one X-Session-* header; neither gets it (both stay in X-Session-Data)"
+            );
         }
         if over_max_keys > 0 {
             tracing::warn!(

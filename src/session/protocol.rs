@@ -79,6 +79,33 @@ pub fn header_name_for_key(key: &str) -> Option<HeaderName> {
     HeaderName::from_bytes(name).ok()
 }
 
+/// Whether two different keys would be written as the same `X-Session-<Key>` header (`user_id`,
+/// `user-id`, `USER_ID`). Such keys get no header of their own (see [`inject`]): an app reading
+/// one of them must never be handed another key's value. Allocation-free.
+pub fn share_a_header(a: &str, b: &str) -> bool {
+    fn fold(c: u8) -> u8 {
+        match c {
+            b'_' => b'-',
+            c => c.to_ascii_lowercase(),
+        }
+    }
+    a != b
+        && a.len() == b.len()
+        && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
+        && header_name_for_key_ok(a)
+}
+
+/// `header_name_for_key(key).is_some()`, without building the name.
+fn header_name_for_key_ok(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= MAX_KEY_LEN
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && !key.eq_ignore_ascii_case("id")
+        && !key.eq_ignore_ascii_case("data")
+}
+
 /// The header value for one session value: the string itself when it is printable ASCII, otherwise
 /// its compact ASCII JSON. Never contains CR, LF or NUL, so it cannot split a header.
 pub fn header_value_for(value: &Value) -> HeaderValue {
@@ -393,9 +420,23 @@ pub fn inject(headers: &mut HeaderMap, handle: &str, data: &Data) {
         headers.insert(ID_HEADER, v);
     }
     headers.insert(DATA_HEADER, owned_header_value(ascii_json_bytes(data)));
+    // `append` reports a name already present, so a collision costs nothing to detect; the
+    // second pass runs only for the rare session that has one.
+    let mut collided = false;
     for (key, value) in data {
         if let Some(name) = header_name_for_key(key) {
-            headers.insert(name, header_value_for(value));
+            collided |= headers.append(name, header_value_for(value));
+        }
+    }
+    if collided {
+        // Keys that share a header (`user_id`, `USER-ID`) all lose it: whichever sorted last
+        // would otherwise speak for the others. They stay in X-Session-Data.
+        for key in data.keys() {
+            if let Some(name) = header_name_for_key(key) {
+                if headers.get_all(&name).iter().nth(1).is_some() {
+                    headers.remove(&name);
+                }
+            }
         }
     }
 }
@@ -684,6 +725,50 @@ mod tests {
         let (c, bad, rest) = controls_of(&[("content-type", b"text/plain")]);
         assert!(c.is_empty() && bad.is_empty());
         assert_eq!(rest.len(), 1);
+    }
+
+    /// Issue 11 item 6: `user_id`, `user-id` and `USER_ID` all map to X-Session-User-Id.
+    #[test]
+    fn keys_sharing_a_header_get_none() {
+        let mut data = Data::new();
+        data.insert("user_id".into(), json!(1));
+        data.insert("user-id".into(), json!(2));
+        data.insert("USER_ID".into(), json!(3));
+        data.insert("Role".into(), json!("a"));
+        data.insert("role".into(), json!("b"));
+        data.insert("name".into(), json!("Ann"));
+        let mut h = HeaderMap::new();
+        inject(&mut h, "abc", &data);
+        assert!(!h.contains_key("x-session-user-id"));
+        assert!(!h.contains_key("x-session-role"));
+        assert_eq!(h["x-session-name"], "Ann");
+        assert_eq!(
+            h["x-session-data"],
+            "{\"Role\":\"a\",\"USER_ID\":3,\"name\":\"Ann\",\"role\":\"b\",\"user-id\":2,\"user_id\":1}"
+        );
+        assert_eq!(h.len(), 3);
+    }
+
+    #[test]
+    fn which_keys_share_a_header() {
+        for (a, b) in [
+            ("user_id", "user-id"),
+            ("user_id", "USER_ID"),
+            ("a-b", "A_B"),
+        ] {
+            assert!(share_a_header(a, b), "{a} {b}");
+        }
+        for (a, b) in [
+            ("user_id", "user_id"),
+            ("user_id", "user_ids"),
+            ("id", "ID"),
+            ("data", "Data"),
+            ("a.b", "A.B"),
+            ("a b", "A B"),
+            ("", ""),
+        ] {
+            assert!(!share_a_header(a, b), "{a} {b}");
+        }
     }
 
     #[test]
