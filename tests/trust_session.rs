@@ -400,6 +400,7 @@ async fn values_that_cannot_come_back_are_refused(driver: &str) {
         ),
         "{driver}"
     );
+    assert!(proxy.wait_for_log("cannot be stored exactly", Duration::from_secs(5)));
     let warned: Vec<String> = proxy
         .logs_at("WARN")
         .iter()
@@ -463,7 +464,7 @@ async fn keys_that_share_a_header_get_none(driver: &str) {
     // A later response adds two other spellings of the same header: one warning for it.
     b.get(&["X-Session-Set: user-id=2", "X-Session-Set: USER_ID=3"])
         .await;
-    std::thread::sleep(Duration::from_millis(50));
+    assert!(proxy.wait_for_log("map to one X-Session-*", Duration::from_secs(5)));
     assert_eq!(collision_warnings(&proxy), 1, "{driver}");
     b.get(&[]).await;
     let seen = up.last();
@@ -497,4 +498,97 @@ async fn keys_that_share_a_header_get_none_cookie_store() {
 #[tokio::test]
 async fn keys_that_share_a_header_get_none_memory_store() {
     keys_that_share_a_header_get_none("memory").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 8: sessions.max_bytes, for every store
+
+fn size_errors(proxy: &TestProxy) -> Vec<serde_json::Value> {
+    proxy
+        .logs_at("ERROR")
+        .into_iter()
+        .filter(|l| l.get("session_bytes").is_some())
+        .collect()
+}
+
+async fn a_session_cannot_grow_past_max_bytes(driver: &str) {
+    let up = app().await;
+    // The default limit, 16 KiB.
+    let (proxy, _redis) = proxy(&up, driver);
+    let mut b = Browser::new(&proxy);
+    b.get(&["X-Session-Set: user=Ann"]).await;
+    let cookie = b.cookie.clone().unwrap();
+
+    let big = format!("X-Session-Set: big={}", "x".repeat(20_000));
+    for extra in [
+        None,
+        Some("X-Session-Clear: 1"),
+        Some("X-Session-Regenerate: 1"),
+    ] {
+        let mut reply = vec![big.as_str(), "X-Session-Set: also=1"];
+        reply.extend(extra);
+        let a = b.get(&reply).await;
+        assert_eq!(a.status, 500, "{driver} {extra:?}");
+        assert!(a.text().contains("size limit"), "{driver}: {}", a.text());
+        assert!(
+            a.set_cookies().is_empty(),
+            "{driver}: {:?}",
+            a.set_cookies()
+        );
+        // The old session is kept, untouched.
+        b.get(&[]).await;
+        assert_eq!(b.cookie.as_deref(), Some(cookie.as_str()));
+        assert_eq!(
+            up.last().header("x-session-data"),
+            Some("{\"user\":\"Ann\"}"),
+            "{driver} {extra:?}"
+        );
+    }
+    assert!(proxy.wait_for_log("session_bytes", Duration::from_secs(5)));
+    std::thread::sleep(Duration::from_millis(100));
+    let errors = size_errors(&proxy);
+    assert_eq!(errors.len(), 3, "{driver}: one error line per refusal");
+    let size = errors[0]["session_bytes"].as_u64().unwrap();
+    assert!(size > 20_000 && size < 20_100, "{driver}: {size}");
+    assert_eq!(errors[0]["limit"].as_u64(), Some(16 * 1024));
+
+    // Just under the limit is fine.
+    let fits = format!("X-Session-Set: big={}", "x".repeat(16_000));
+    assert_eq!(
+        b.get(&[&fits]).await.status,
+        if driver == "cookie" { 500 } else { 200 }
+    );
+    proxy.assert_no_panic();
+}
+
+#[tokio::test]
+async fn a_session_cannot_grow_past_max_bytes_cookie_store() {
+    a_session_cannot_grow_past_max_bytes("cookie").await;
+}
+
+#[tokio::test]
+async fn a_session_cannot_grow_past_max_bytes_memory_store() {
+    a_session_cannot_grow_past_max_bytes("memory").await;
+}
+
+#[tokio::test]
+async fn a_session_cannot_grow_past_max_bytes_redis_store() {
+    a_session_cannot_grow_past_max_bytes("redis").await;
+}
+
+#[tokio::test]
+async fn max_bytes_comes_from_the_environment() {
+    let up = app().await;
+    let (proxy, _redis) = proxy_with(&up, "memory", |b| b.env("SESSION_MAX_BYTES", "100"));
+    let mut b = Browser::new(&proxy);
+    let a = b
+        .get(&[&format!("X-Session-Set: v={}", "x".repeat(100))])
+        .await;
+    assert_eq!(a.status, 500);
+    assert!(proxy.wait_for_log("session_bytes", Duration::from_secs(5)));
+    assert_eq!(size_errors(&proxy)[0]["limit"].as_u64(), Some(100));
+    let a = b
+        .get(&[&format!("X-Session-Set: v={}", "x".repeat(50))])
+        .await;
+    assert_eq!(a.status, 200);
 }

@@ -24,8 +24,8 @@ use crate::metrics::{Metrics, StoreOp};
 use cookie::{CookieSpec, MAX_SET_COOKIE};
 use protocol::{Controls, MAX_KEYS};
 use store::{
-    now_millis, Delta, Lookup, Millis, Reject, Session, SessionId, SessionStore, Store, StoreError,
-    Write,
+    now_millis, Data, Delta, Lookup, Millis, Reject, Session, SessionId, SessionStore, Store,
+    StoreError, Write,
 };
 
 /// What the request phase learned, handed to the response phase.
@@ -62,6 +62,8 @@ pub struct SessionLayer {
     spec: CookieSpec,
     max_age: Duration,
     idle_timeout: Option<Duration>,
+    /// `sessions.max_bytes`: the largest data a response may grow a session to.
+    max_bytes: usize,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -72,6 +74,7 @@ impl SessionLayer {
             spec: CookieSpec::new(cfg),
             max_age: cfg.max_age,
             idle_timeout: cfg.idle_timeout,
+            max_bytes: cfg.max_bytes,
             metrics: None,
         }
     }
@@ -170,10 +173,7 @@ impl SessionLayer {
         }
         let now = now_millis();
         let mut outcome = Outcome::default();
-        let set_cookie = self
-            .apply(state, controls, now, &mut outcome)
-            .await
-            .map_err(ProxyError::StoreUnavailable)?;
+        let set_cookie = self.apply(state, controls, now, &mut outcome).await?;
         if let Some(value) = set_cookie {
             if value.len() > MAX_SET_COOKIE {
                 return Err(ProxyError::CookieTooLarge { size: value.len() });
@@ -187,23 +187,21 @@ impl SessionLayer {
     }
 
     /// The state machine. Returns the `Set-Cookie` value to send, if any.
+    ///
+    /// Every check that can refuse the response (the size limit) runs before the first store
+    /// write, so a refused response leaves the old session exactly as it was, even with Clear.
     async fn apply(
         &self,
         state: SessionState,
         controls: Controls,
         now: Millis,
         outcome: &mut Outcome,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<String>, ProxyError> {
         let mut session = state.loaded;
         let had_cookie = session.is_some() || state.stale_cookie;
 
-        if controls.clear {
-            if let Some(old) = session.take() {
-                self.timed(StoreOp::Destroy, self.store.destroy(&old.id))
-                    .await?;
-                outcome.destroyed = true;
-            }
-        }
+        // Destroyed below, once nothing can refuse the response any more.
+        let cleared = if controls.clear { session.take() } else { None };
 
         let mut old_id: Option<SessionId> = None;
         if controls.regenerate {
@@ -222,11 +220,17 @@ impl SessionLayer {
         }
 
         let Some(mut session) = session else {
+            self.destroy(cleared, outcome).await?;
             // No session now. Tell the browser to forget any cookie it sent.
             return Ok(had_cookie.then(|| self.spec.expire()));
         };
 
+        let before = Arc::clone(&session.data);
         let (set, delete, changed) = self.merge(&mut session, &controls);
+        if changed && !set.is_empty() {
+            self.check_size(&before, &session.data)?;
+        }
+        self.destroy(cleared, outcome).await?;
         let wrote = !set.is_empty() || !delete.is_empty();
         let refresh = self.idle_timeout.is_some_and(|idle| {
             now.saturating_sub(session.last_seen) >= idle.as_millis() as u64 / 4
@@ -240,15 +244,16 @@ impl SessionLayer {
         };
 
         let write = if created {
-            self.create(&mut session).await?
+            self.create(&mut session).await
         } else if let Some(old) = &old_id {
-            self.regenerate(old, &mut session, delta).await?
+            self.regenerate(old, &mut session, delta).await
         } else if wrote || refresh || state.reseal {
             self.timed(StoreOp::Update, self.store.update(&session, delta))
-                .await?
+                .await
         } else {
             return Ok(None);
-        };
+        }
+        .map_err(ProxyError::StoreUnavailable)?;
 
         match write {
             // The app wrote what the session already held (deleted a missing key, set a value
@@ -269,6 +274,35 @@ impl SessionLayer {
             // Destroyed by a concurrent request (logout in another tab): it stays destroyed.
             Write::Gone | Write::Collision => Ok(Some(self.spec.expire())),
         }
+    }
+
+    /// Removes the session that Clear took, if any.
+    async fn destroy(
+        &self,
+        cleared: Option<Session>,
+        outcome: &mut Outcome,
+    ) -> Result<(), ProxyError> {
+        if let Some(old) = cleared {
+            self.timed(StoreOp::Destroy, self.store.destroy(&old.id))
+                .await
+                .map_err(ProxyError::StoreUnavailable)?;
+            outcome.destroyed = true;
+        }
+        Ok(())
+    }
+
+    /// Refuses data that grew past `sessions.max_bytes`: it would travel to the app on every
+    /// request (twice: `X-Session-Data` and the per-key headers) until the session expires. A
+    /// session already over the limit (the limit was lowered) may still shrink.
+    fn check_size(&self, before: &Data, after: &Data) -> Result<(), ProxyError> {
+        let size = protocol::json_len(after);
+        if size > self.max_bytes && size > protocol::json_len(before) {
+            return Err(ProxyError::SessionTooLarge {
+                size,
+                limit: self.max_bytes,
+            });
+        }
+        Ok(())
     }
 
     /// Applies Delete then Set to the in-memory session, returning the effective delta and whether

@@ -139,6 +139,28 @@ fn ascii_json_bytes<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
     out
 }
 
+/// The length of [`ascii_json`] of `data` (what `X-Session-Data` carries), counted without
+/// building it.
+pub fn json_len(data: &Data) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let mut ser = serde_json::Serializer::with_formatter(&mut count, AsciiFormatter);
+    match serde::Serialize::serialize(data, &mut ser) {
+        Ok(()) => count.0,
+        // Counting cannot fail; if it somehow did, treat the data as too large rather than free.
+        Err(_) => usize::MAX,
+    }
+}
+
 /// A header value made from bytes we own, without copying them again.
 fn owned_header_value(bytes: Vec<u8>) -> HeaderValue {
     HeaderValue::from_maybe_shared(bytes::Bytes::from(bytes))
@@ -536,6 +558,15 @@ mod tests {
             serde_json::from_str::<Value>(h["x-session-data"].to_str().unwrap()).unwrap(),
             Value::Object(data)
         );
+    }
+
+    #[test]
+    fn json_len_is_the_length_of_x_session_data() {
+        let mut data = Data::new();
+        assert_eq!(json_len(&data), 2);
+        data.insert("name".into(), json!("Jos\u{e9} \u{1F600}"));
+        data.insert("n".into(), json!([1, {"a": null}]));
+        assert_eq!(json_len(&data), ascii_json_bytes(&data).len());
     }
 
     #[test]
