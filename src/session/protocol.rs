@@ -228,10 +228,14 @@ pub enum Malformed {
     /// come back as a different number), or a number no store can hold.
     #[error("number that cannot be stored exactly (integers must fit in 64 bits)")]
     InexactNumber,
+    /// Well-formed JSON text that still has no JSON value: a number out of range (`1e400`) or a
+    /// lone UTF-16 surrogate escape, inside a JSON object line.
+    #[error("value that JSON cannot hold (a number out of range, a lone surrogate)")]
+    Unrepresentable,
 }
 
 impl Malformed {
-    const KINDS: usize = 6;
+    const KINDS: usize = 7;
 
     fn index(self) -> usize {
         match self {
@@ -241,6 +245,7 @@ impl Malformed {
             Malformed::NotUtf8 => 3,
             Malformed::TooDeep => 4,
             Malformed::InexactNumber => 5,
+            Malformed::Unrepresentable => 6,
         }
     }
 
@@ -251,6 +256,7 @@ impl Malformed {
         Malformed::NotUtf8,
         Malformed::TooDeep,
         Malformed::InexactNumber,
+        Malformed::Unrepresentable,
     ];
 }
 
@@ -377,8 +383,9 @@ pub fn parse_set_line(line: &str, out: &mut Vec<(String, Value)>, bad: &mut Igno
 /// One value of a JSON object line, already known to be syntactically valid JSON.
 fn json_value(raw: &str) -> Result<Value, Malformed> {
     scan_json(raw)?;
-    // The syntax was checked; what serde_json can still refuse is a number it cannot hold (1e400).
-    serde_json::from_str(raw).map_err(|_| Malformed::InexactNumber)
+    // The syntax was checked; serde_json can still refuse a number it cannot hold (1e400) or a
+    // lone surrogate (`"\ud800"`), which its raw-value scan lets through.
+    serde_json::from_str(raw).map_err(|_| Malformed::Unrepresentable)
 }
 
 /// Checks the text of a JSON value for what would not survive a store round trip: nesting past
@@ -697,6 +704,7 @@ mod tests {
             ),
             ("x-session-set", b"huge_float=1e400"),
             ("x-session-set", b"{\"k\":1e400,\"l\":3}"),
+            ("x-session-set", b"{\"m\":\"\\ud800\",\"n\":4}"),
             ("x-session-set", b"text=[[[not json"),
             ("x-session-set", b"str=\"12345678901234567890123 [[[[\""),
         ]);
@@ -713,6 +721,7 @@ mod tests {
                 "j",
                 "huge_float",
                 "l",
+                "n",
                 "text",
                 "str"
             ]
@@ -722,7 +731,8 @@ mod tests {
         // Not JSON to serde_json either: kept as the string the app wrote, which round-trips.
         assert_eq!(c.set[7].1, json!("1e400"));
         assert_eq!(bad.count(Malformed::TooDeep), 4);
-        assert_eq!(bad.count(Malformed::InexactNumber), 5);
+        assert_eq!(bad.count(Malformed::InexactNumber), 4);
+        assert_eq!(bad.count(Malformed::Unrepresentable), 2);
     }
 
     #[test]
