@@ -11,8 +11,8 @@
 use arbitrary::Arbitrary;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use session_proxy::session::protocol;
 use serde_json::{json, Value};
+use session_proxy::session::protocol;
 use session_proxy::session::store::Data;
 
 const ID: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
@@ -50,6 +50,36 @@ struct Line<'a> {
     value: &'a [u8],
 }
 
+/// The number rule, against Rust's own integer parsing: a `key=<integer literal>` line (with a
+/// valid key from `KEYS`) is either stored as exactly that integer or refused, never turned into
+/// another number.
+fn check_integer_literal(line: &str) {
+    let Some((_, raw)) = line.split_once('=') else {
+        return;
+    };
+    let raw = raw.trim();
+    let digits = raw.strip_prefix('-').unwrap_or(raw);
+    let canonical = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'))
+        && raw != "-0";
+    if !canonical {
+        return;
+    }
+    let mut out = Vec::new();
+    let mut bad = protocol::Ignored::default();
+    protocol::parse_set_line(line, &mut out, &mut bad);
+    let fits = raw.parse::<i64>().is_ok() || raw.parse::<u64>().is_ok();
+    match out.as_slice() {
+        [(_, v)] => {
+            assert!(fits, "{raw} accepted as {v}");
+            assert_eq!(v.to_string(), raw);
+        }
+        [] => assert!(!fits, "{raw} refused ({bad:?})"),
+        more => panic!("{raw}: {more:?}"),
+    }
+}
+
 fn depth(v: &Value) -> usize {
     match v {
         Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
@@ -80,6 +110,11 @@ fuzz_target!(|lines: Vec<Line<'_>>| {
         let Ok(value) = HeaderValue::from_bytes(&bytes) else {
             continue;
         };
+        if KEYS.get(usize::from(line.key)).is_some() {
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                check_integer_literal(text);
+            }
+        }
         headers.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), value);
     }
 
@@ -92,7 +127,11 @@ fuzz_target!(|lines: Vec<Line<'_>>| {
         assert!(depth(value) <= protocol::MAX_DEPTH, "{key}: too deep");
         // Redis stores each value as its JSON text; the cookie store seals it two levels down.
         let text = value.to_string();
-        assert_eq!(&serde_json::from_str::<Value>(&text).unwrap(), value, "{text}");
+        assert_eq!(
+            &serde_json::from_str::<Value>(&text).unwrap(),
+            value,
+            "{text}"
+        );
         let sealed = json!({ "d": { key.as_str(): value } }).to_string();
         let back: Value = serde_json::from_str(&sealed).unwrap();
         assert_eq!(&back["d"][key.as_str()], value, "{sealed}");
