@@ -82,7 +82,7 @@ fn header_protocol(c: &mut Criterion) {
     c.bench_function("protocol/inject", |b| {
         b.iter_batched(
             browser_headers,
-            |mut h| protocol::inject(&mut h, session.id.as_str(), &session.data),
+            |mut h| protocol::inject(&mut h, session.id.handle().as_str(), &session.data),
             BatchSize::SmallInput,
         )
     });
@@ -139,13 +139,13 @@ fn assertion(c: &mut Criterion) {
     let handle = session.id.handle();
     let now = now_millis();
     c.bench_function("assertion/sign_ed25519", |b| {
-        b.iter(|| signer.sign(&session.data, &handle, now).unwrap())
+        b.iter(|| signer.sign(&session.data, handle.as_str(), now).unwrap())
     });
-    signer.inject(&mut HeaderMap::new(), &session, now);
+    signer.inject(&mut HeaderMap::new(), &session, &handle, now);
     c.bench_function("assertion/cache_hit_same_data", |b| {
         b.iter_batched(
             browser_headers,
-            |mut h| signer.inject(&mut h, &session, now),
+            |mut h| signer.inject(&mut h, &session, &handle, now),
             BatchSize::SmallInput,
         )
     });
@@ -154,7 +154,7 @@ fn assertion(c: &mut Criterion) {
     c.bench_function("assertion/cache_hit_equal_data", |b| {
         b.iter_batched(
             browser_headers,
-            |mut h| signer.inject(&mut h, &decoded, now),
+            |mut h| signer.inject(&mut h, &decoded, &decoded.id.handle(), now),
             BatchSize::SmallInput,
         )
     });

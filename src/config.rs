@@ -160,6 +160,11 @@ pub struct SessionConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub cleanup_interval: Option<Duration>,
+    /// Largest session, in bytes of its data as the app receives it (`X-Session-Data`), for
+    /// every store. Whatever is stored travels to the app on every request, so a response that
+    /// would grow a session past this is refused (500) and the old session kept.
+    #[serde(default = "defaults::max_bytes")]
+    pub max_bytes: usize,
 }
 
 impl fmt::Debug for SessionConfig {
@@ -391,6 +396,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SESSION_PATH", "sessions.path"),
     ("SESSION_SECRET", "sessions.secret"),
     ("SESSION_PREVIOUS_SECRETS", "sessions.previous_secrets"),
+    ("SESSION_MAX_BYTES", "sessions.max_bytes"),
     ("REDIS_URL", "redis.url"),
     ("REDIS_CLUSTER", "redis.cluster"),
     ("SESSION_PROXY_UPSTREAM_UPGRADES", "upstream.upgrades"),
@@ -406,7 +412,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
 
 fn env_kind(field: &str) -> EnvKind {
     match field {
-        "sessions.secure" | "sessions.http_only" => EnvKind::Scalar,
+        "sessions.secure" | "sessions.http_only" | "sessions.max_bytes" => EnvKind::Scalar,
         "sessions.previous_secrets"
         | "redis.cluster"
         | "upstream.upgrades"
@@ -601,6 +607,9 @@ impl Config {
                     "must be at least 1s",
                 ));
             }
+        }
+        if s.max_bytes == 0 {
+            return Err(ConfigError::field("sessions.max_bytes", "must be > 0"));
         }
         if s.same_site == SameSite::None && !s.secure {
             return Err(ConfigError::field(
@@ -921,6 +930,10 @@ mod defaults {
     pub fn path() -> String {
         "/".into()
     }
+    /// 16 KiB: far above any sane session, far below what breaks header limits upstream.
+    pub fn max_bytes() -> usize {
+        16 * 1024
+    }
     pub fn redis_url() -> String {
         "redis://127.0.0.1:6379/0".into()
     }
@@ -1077,6 +1090,21 @@ mod tests {
         assert_eq!(c.sessions.secret, "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210");
         assert_eq!(c.redis.url, "redis://10.0.0.1:6380/1");
         assert_eq!(c.listen.port(), 9000);
+    }
+
+    #[test]
+    fn max_bytes_defaults_overrides_and_must_be_positive() {
+        assert_eq!(load(&base(), &[]).unwrap().sessions.max_bytes, 16 * 1024);
+        let c = load(&base(), &[("SESSION_MAX_BYTES", "4096")]).unwrap();
+        assert_eq!(c.sessions.max_bytes, 4096);
+        assert_eq!(
+            err_field(&format!("{}  max_bytes: 0\n", base()), &[]),
+            "sessions.max_bytes"
+        );
+        assert_eq!(
+            err_field(&base(), &[("SESSION_MAX_BYTES", "lots")]),
+            "sessions.max_bytes"
+        );
     }
 
     #[test]

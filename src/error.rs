@@ -74,6 +74,9 @@ pub enum ProxyError {
     /// The sealed session no longer fits in one cookie.
     #[error("session too large for a cookie: Set-Cookie would be {size} bytes (limit 4096)")]
     CookieTooLarge { size: usize },
+    /// The app's changes would grow the session's data past `sessions.max_bytes`.
+    #[error("session data would be {size} bytes (sessions.max_bytes: {limit})")]
+    SessionTooLarge { size: usize, limit: usize },
 }
 
 impl ProxyError {
@@ -93,6 +96,7 @@ impl ProxyError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ProxyError::CookieTooLarge { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ProxyError::SessionTooLarge { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -117,6 +121,9 @@ impl ProxyError {
             }
             ProxyError::CookieTooLarge { .. } => {
                 "Internal Server Error: the session is too large to store in a cookie\n"
+            }
+            ProxyError::SessionTooLarge { .. } => {
+                "Internal Server Error: the session would exceed its size limit\n"
             }
         }
     }

@@ -158,6 +158,11 @@ fn log_failure(e: &ProxyError) {
             set_cookie_bytes = size,
             "session too large for the cookie store; response replaced by 500 and the client's cookie left as it was"
         ),
+        ProxyError::SessionTooLarge { size, limit } => tracing::error!(
+            session_bytes = size,
+            limit,
+            "session data would exceed sessions.max_bytes; response replaced by 500 and the session left as it was"
+        ),
         ProxyError::BodyTooLarge { .. } | ProxyError::BadRequest(_) | ProxyError::BadTarget(_) => {
             tracing::info!(error = %crate::error::chain(e), "request refused")
         }

@@ -83,6 +83,14 @@ fn session_headers(seen: &Seen) -> Vec<(String, String)> {
 }
 
 /// The one value of header `name` the app saw (panics if it saw several).
+/// What the app sees as `X-Session-Id` for a memory or Redis cookie (the bare ID): its handle,
+/// base64url of SHA-256 (issue 11 item 13; tested in `trust_session.rs`).
+fn handle_of(id: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(id.as_bytes()))
+}
+
 fn one<'a>(seen: &'a Seen, name: &str) -> Option<&'a str> {
     let all: Vec<_> = seen.headers.get_all(name).iter().collect();
     assert!(all.len() <= 1, "{name} arrived {} times", all.len());
@@ -407,9 +415,9 @@ async fn response_session_headers_never_reach_the_client() {
     assert_eq!(a.header("x-app"), Some("kept"));
     assert_eq!(a.text(), "hello from upstream");
     // The malformed line was ignored with a warning; the good one applied.
-    assert!(proxy.wait_for_log("ignored an X-Session-* line", Duration::from_secs(2)));
+    assert!(proxy.wait_for_log("ignored X-Session-* lines", Duration::from_secs(2)));
     assert!(proxy.logs().iter().any(|l| l.contains("WARN")
-        && l.contains("ignored an X-Session-* line")
+        && l.contains("ignored X-Session-* lines")
         && l.contains("no '='")));
     b.get("/", &[]).await;
     assert_eq!(up.last().header("x-session-data"), Some("{\"a\":1}"));
@@ -779,7 +787,10 @@ async fn env_overrides_every_session_variable() {
     let (_, mut b) = login(&proxy, COOKIE).await;
     let value = b.cookie.clone().unwrap();
     b.get("/", &[]).await;
-    assert_eq!(up.last().header("x-session-id"), Some(value.as_str()));
+    assert_eq!(
+        up.last().header("x-session-id"),
+        Some(handle_of(&value).as_str())
+    );
     let cookie_store = ProxyBuilder::new(&up.url()).start();
     let (_, b) = login(&cookie_store, COOKIE).await;
     assert!(
@@ -914,7 +925,7 @@ async fn memory_store_core_flow() {
         .await;
     assert!(a.set_cookies().is_empty());
     let seen = up.last();
-    assert_eq!(one(&seen, "x-session-id"), Some(id.as_str()));
+    assert_eq!(one(&seen, "x-session-id"), Some(handle_of(&id).as_str()));
     assert_eq!(one(&seen, "x-session-user-id"), Some("7"));
     assert_eq!(
         one(&seen, "x-session-data"),
@@ -938,7 +949,10 @@ async fn memory_store_core_flow() {
     assert_ne!(new_id, id);
     assert_eq!(a.header("cache-control"), Some("no-store"));
     b.get("/", &[]).await;
-    assert_eq!(up.last().header("x-session-id"), Some(new_id.as_str()));
+    assert_eq!(
+        up.last().header("x-session-id"),
+        Some(handle_of(&new_id).as_str())
+    );
     assert_eq!(
         up.last().header("x-session-data"),
         Some("{\"cart\":3,\"user_id\":7}")

@@ -27,9 +27,8 @@ use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse, ThumbprintHash}
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
-use super::store::{Data, Millis, Session};
+use super::store::{Data, Handle, Millis, Session};
 use crate::config::{AssertionConfig, Config};
 use crate::error::{plain, ResponseBody};
 use crate::worker::PerWorker;
@@ -101,7 +100,8 @@ struct Entry {
 /// the lookup needs no allocation.
 #[derive(Default)]
 struct Cache {
-    entries: HashMap<[u8; 32], Entry>,
+    /// Keyed by the session's handle (a SHA-256 of the ID, never the ID itself).
+    entries: HashMap<Handle, Entry>,
 }
 
 /// The signer, the JWKS and the per-worker caches.
@@ -237,8 +237,8 @@ impl Assertion {
     /// when a token for the same session and data is less than `ttl / 2` old. On a signing
     /// failure (which the start-up check makes unexpected) the header is left out: the app then
     /// treats the request as anonymous, which fails closed.
-    pub fn inject(&self, headers: &mut HeaderMap, session: &Session, now: Millis) {
-        let digest: [u8; 32] = Sha256::digest(session.id.as_str().as_bytes()).into();
+    pub fn inject(&self, headers: &mut HeaderMap, session: &Session, handle: &Handle, now: Millis) {
+        let digest = *handle;
         let cache = self.cache.get_or_init(Default::default);
         let reuse_for = self.ttl.as_millis() as u64 / 2;
         {
@@ -252,8 +252,7 @@ impl Assertion {
                 }
             }
         }
-        let handle = session.id.handle();
-        let token = match self.sign(&session.data, &handle, now) {
+        let token = match self.sign(&session.data, handle.as_str(), now) {
             Ok(token) => token,
             Err(e) => {
                 tracing::error!(error = %e, "cannot sign the session assertion; forwarding without it");
@@ -466,16 +465,18 @@ mod tests {
         let now = 1_000_000;
         // All live: when full, the cache starts over rather than grow.
         for i in 0..20 {
-            a.inject(&mut HeaderMap::new(), &session(json!(i)), now);
+            let s = session(json!(i));
+            a.inject(&mut HeaderMap::new(), &s, &s.id.handle(), now);
             assert!(cached(&a) <= 8, "{}", cached(&a));
         }
         // Entries past their reuse window make room first; live ones stay.
         let later = now + 30_000;
         let live = session(json!("live"));
         let mut first = HeaderMap::new();
-        a.inject(&mut first, &live, later);
+        a.inject(&mut first, &live, &live.id.handle(), later);
         while cached(&a) < 8 {
-            a.inject(&mut HeaderMap::new(), &session(json!("filler")), later);
+            let s = session(json!("filler"));
+            a.inject(&mut HeaderMap::new(), &s, &s.id.handle(), later);
         }
         let stale = a
             .cache
@@ -487,11 +488,12 @@ mod tests {
             .filter(|e| e.signed < later)
             .count();
         assert!(stale > 0);
-        a.inject(&mut HeaderMap::new(), &session(json!("one more")), later);
+        let s = session(json!("one more"));
+        a.inject(&mut HeaderMap::new(), &s, &s.id.handle(), later);
         assert_eq!(cached(&a), 8 - stale + 1, "only the stale entries went");
         // A second later a new signature would differ (iat): the live entry was kept.
         let mut again = HeaderMap::new();
-        a.inject(&mut again, &live, later + 1_500);
+        a.inject(&mut again, &live, &live.id.handle(), later + 1_500);
         assert_eq!(again["x-session-assertion"], first["x-session-assertion"]);
     }
 

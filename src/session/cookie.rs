@@ -54,15 +54,12 @@ pub fn take_session_cookie(headers: &mut HeaderMap, name: &str) -> Option<String
     found
 }
 
-/// Drops every `Set-Cookie` the app sent for our cookie's name: the session cookie belongs to the
-/// proxy, and an app (or anyone who controls a response header) must not be able to plant or
-/// overwrite it. Returns whether one was removed. No work when the response sets no cookie.
+/// Drops every `Set-Cookie` the app sent that a browser could send back as our cookie: the session
+/// cookie belongs to the proxy, and an app (or anyone who controls a response header) must not be
+/// able to plant or overwrite it. Returns whether one was removed. No work when the response sets
+/// no cookie, and no allocation unless one is dropped.
 pub fn remove_set_cookie_named(headers: &mut HeaderMap, name: &str) -> bool {
-    let is_ours = |v: &HeaderValue| {
-        let b = v.as_bytes();
-        let end = b.iter().position(|&c| c == b'=').unwrap_or(b.len());
-        b[..end].trim_ascii() == name.as_bytes()
-    };
+    let is_ours = |v: &HeaderValue| reads_as(v.as_bytes(), name);
     if !headers.get_all(SET_COOKIE).iter().any(is_ours) {
         return false;
     }
@@ -77,6 +74,32 @@ pub fn remove_set_cookie_named(headers: &mut HeaderMap, name: &str) -> bool {
         headers.append(SET_COOKIE, v);
     }
     true
+}
+
+/// Whether a browser could send the cookie this `Set-Cookie` value creates back in a form that a
+/// server reads as the cookie `name`. Deliberately wider than any one browser:
+///
+/// - the name is compared ignoring ASCII case, surrounding whitespace and quotes (`"Session_ID" =`
+///   is somebody's parser's `session_id`, and `__Host-` prefixes are case-insensitive in RFC
+///   6265bis);
+/// - a nameless cookie (`=session_id=X`, or a value with no `=` at all) is sent back as its bare
+///   value (RFC 6265bis §5.6, §5.7.3), so `Cookie: session_id=X` arrives: for those, the name is
+///   read from the value, after any further empty names (`==session_id=X`).
+pub fn reads_as(set_cookie: &[u8], name: &str) -> bool {
+    let pair = set_cookie.split(|&b| b == b';').next().unwrap_or_default();
+    let mut rest = trim_ws_quotes(pair);
+    while let Some(after) = rest.strip_prefix(b"=") {
+        rest = trim_ws_quotes(after);
+    }
+    let end = rest.iter().position(|&b| b == b'=').unwrap_or(rest.len());
+    trim_ws_quotes(&rest[..end]).eq_ignore_ascii_case(name.as_bytes())
+}
+
+fn trim_ws_quotes(b: &[u8]) -> &[u8] {
+    let skip = |c: &u8| matches!(c, b' ' | b'\t' | b'"');
+    let start = b.iter().position(|c| !skip(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !skip(c)).map_or(start, |i| i + 1);
+    &b[start..end]
 }
 
 fn join_cookie_headers(headers: &mut HeaderMap) {
@@ -257,6 +280,40 @@ mod tests {
         let left: Vec<_> = h.get_all(SET_COOKIE).iter().collect();
         assert_eq!(left, ["theme=dark; Path=/", "sid2=x"]);
         assert!(!remove_set_cookie_named(&mut h, "sid"));
+    }
+
+    /// Issue 11 item 5: a nameless cookie comes back as its bare value, so `=sid=X` plants `sid`.
+    #[test]
+    fn every_spelling_a_browser_could_return_as_ours_is_ours() {
+        for ours in [
+            "sid=planted",
+            "sid",
+            " sid =x",
+            "=sid=X",
+            " = sid = X",
+            "==sid=X",
+            "=\"sid=X\"",
+            "\"sid\"=X",
+            "SID=X; Path=/other",
+            "\t=\tsid\t=X",
+            "=sid",
+        ] {
+            assert!(reads_as(ours.as_bytes(), "sid"), "{ours:?}");
+        }
+        for theirs in [
+            "theme=dark",
+            "sid2=x",
+            "xsid=x",
+            "s id=x",
+            "foo=sid=X",
+            "foo=\"sid=X\"",
+            "=",
+            "",
+            "; sid=x",
+            "a=b; sid=x",
+        ] {
+            assert!(!reads_as(theirs.as_bytes(), "sid"), "{theirs:?}");
+        }
     }
 
     #[test]

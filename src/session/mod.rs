@@ -25,8 +25,8 @@ use crate::metrics::{Metrics, StoreOp};
 use cookie::{CookieSpec, MAX_SET_COOKIE};
 use protocol::{Controls, MAX_KEYS};
 use store::{
-    now_millis, Delta, Lookup, Millis, Reject, Session, SessionId, SessionStore, Store, StoreError,
-    Write,
+    now_millis, Data, Delta, Lookup, Millis, Reject, Session, SessionId, SessionStore, Store,
+    StoreError, Write,
 };
 
 /// What the request phase learned, handed to the response phase.
@@ -63,6 +63,8 @@ pub struct SessionLayer {
     spec: CookieSpec,
     max_age: Duration,
     idle_timeout: Option<Duration>,
+    /// `sessions.max_bytes`: the largest data a response may grow a session to.
+    max_bytes: usize,
     metrics: Option<Arc<Metrics>>,
     /// Signs `X-Session-Assertion` when the `assertion` block is configured.
     assertion: Option<Arc<assertion::Assertion>>,
@@ -75,6 +77,7 @@ impl SessionLayer {
             spec: CookieSpec::new(cfg),
             max_age: cfg.max_age,
             idle_timeout: cfg.idle_timeout,
+            max_bytes: cfg.max_bytes,
             metrics: None,
             assertion: None,
         }
@@ -155,9 +158,10 @@ impl SessionLayer {
             .map_err(ProxyError::StoreUnavailable)?;
         match lookup {
             Lookup::Found { session, reseal } => {
-                protocol::inject(headers, session.id.as_str(), &session.data);
+                let handle = session.id.handle();
+                protocol::inject(headers, handle.as_str(), &session.data);
                 if let Some(assertion) = &self.assertion {
-                    assertion.inject(headers, &session, now_millis());
+                    assertion.inject(headers, &session, &handle, now_millis());
                 }
                 state.reseal = reseal;
                 state.loaded = Some(session);
@@ -177,19 +181,18 @@ impl SessionLayer {
         state: SessionState,
         headers: &mut HeaderMap,
     ) -> Result<Outcome, ProxyError> {
-        let (controls, malformed) = protocol::take_controls(headers);
-        for problem in &malformed {
-            tracing::warn!(%problem, "ignored an X-Session-* line from the app");
+        let (controls, ignored) = protocol::take_controls(headers);
+        // One line per kind of problem, however many lines had it: an app (or whoever controls
+        // its responses) must not be able to flood the log.
+        for (problem, count) in ignored.iter() {
+            tracing::warn!(%problem, count, "ignored X-Session-* lines from the app");
         }
         if cookie::remove_set_cookie_named(headers, self.spec.name()) {
             tracing::warn!("removed a Set-Cookie for the session cookie sent by the app: the proxy owns that cookie");
         }
         let now = now_millis();
         let mut outcome = Outcome::default();
-        let set_cookie = self
-            .apply(state, controls, now, &mut outcome)
-            .await
-            .map_err(ProxyError::StoreUnavailable)?;
+        let set_cookie = self.apply(state, controls, now, &mut outcome).await?;
         if let Some(value) = set_cookie {
             if value.len() > MAX_SET_COOKIE {
                 return Err(ProxyError::CookieTooLarge { size: value.len() });
@@ -203,23 +206,21 @@ impl SessionLayer {
     }
 
     /// The state machine. Returns the `Set-Cookie` value to send, if any.
+    ///
+    /// Every check that can refuse the response (the size limit) runs before the first store
+    /// write, so a refused response leaves the old session exactly as it was, even with Clear.
     async fn apply(
         &self,
         state: SessionState,
         controls: Controls,
         now: Millis,
         outcome: &mut Outcome,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<String>, ProxyError> {
         let mut session = state.loaded;
         let had_cookie = session.is_some() || state.stale_cookie;
 
-        if controls.clear {
-            if let Some(old) = session.take() {
-                self.timed(StoreOp::Destroy, self.store.destroy(&old.id))
-                    .await?;
-                outcome.destroyed = true;
-            }
-        }
+        // Destroyed below, once nothing can refuse the response any more.
+        let cleared = if controls.clear { session.take() } else { None };
 
         let mut old_id: Option<SessionId> = None;
         if controls.regenerate {
@@ -238,11 +239,17 @@ impl SessionLayer {
         }
 
         let Some(mut session) = session else {
+            self.destroy(cleared, outcome).await?;
             // No session now. Tell the browser to forget any cookie it sent.
             return Ok(had_cookie.then(|| self.spec.expire()));
         };
 
+        let before = Arc::clone(&session.data);
         let (set, delete, changed) = self.merge(&mut session, &controls);
+        if changed && !set.is_empty() {
+            self.check_size(&before, &session.data)?;
+        }
+        self.destroy(cleared, outcome).await?;
         let wrote = !set.is_empty() || !delete.is_empty();
         let refresh = self.idle_timeout.is_some_and(|idle| {
             now.saturating_sub(session.last_seen) >= idle.as_millis() as u64 / 4
@@ -256,15 +263,16 @@ impl SessionLayer {
         };
 
         let write = if created {
-            self.create(&mut session).await?
+            self.create(&mut session).await
         } else if let Some(old) = &old_id {
-            self.regenerate(old, &mut session, delta).await?
+            self.regenerate(old, &mut session, delta).await
         } else if wrote || refresh || state.reseal {
             self.timed(StoreOp::Update, self.store.update(&session, delta))
-                .await?
+                .await
         } else {
             return Ok(None);
-        };
+        }
+        .map_err(ProxyError::StoreUnavailable)?;
 
         match write {
             // The app wrote what the session already held (deleted a missing key, set a value
@@ -287,6 +295,35 @@ impl SessionLayer {
         }
     }
 
+    /// Removes the session that Clear took, if any.
+    async fn destroy(
+        &self,
+        cleared: Option<Session>,
+        outcome: &mut Outcome,
+    ) -> Result<(), ProxyError> {
+        if let Some(old) = cleared {
+            self.timed(StoreOp::Destroy, self.store.destroy(&old.id))
+                .await
+                .map_err(ProxyError::StoreUnavailable)?;
+            outcome.destroyed = true;
+        }
+        Ok(())
+    }
+
+    /// Refuses data that grew past `sessions.max_bytes`: it would travel to the app on every
+    /// request (twice: `X-Session-Data` and the per-key headers) until the session expires. A
+    /// session already over the limit (the limit was lowered) may still shrink.
+    fn check_size(&self, before: &Data, after: &Data) -> Result<(), ProxyError> {
+        let size = protocol::json_len(after);
+        if size > self.max_bytes && size > protocol::json_len(before) {
+            return Err(ProxyError::SessionTooLarge {
+                size,
+                limit: self.max_bytes,
+            });
+        }
+        Ok(())
+    }
+
     /// Applies Delete then Set to the in-memory session, returning the effective delta and whether
     /// the data actually changed. A Set that would take the session past [`MAX_KEYS`] keys is
     /// dropped with a warning.
@@ -304,16 +341,37 @@ impl SessionLayer {
             data.remove(key);
         }
         let mut set = Vec::with_capacity(controls.set.len());
+        let mut over_max_keys = 0u32;
+        let mut shared_header: Option<&str> = None;
         for (key, value) in &controls.set {
-            if !data.contains_key(key) && data.len() >= MAX_KEYS {
-                tracing::warn!(
-                    max = MAX_KEYS,
-                    "ignored X-Session-Set: session has too many keys"
-                );
+            let new = !data.contains_key(key);
+            if new && data.len() >= MAX_KEYS {
+                over_max_keys += 1;
                 continue;
+            }
+            // Only a new key can create a pair; checked here, where the pair is made, rather
+            // than in `inject`, which runs on every request and must stay cheap.
+            if new
+                && shared_header.is_none()
+                && data.keys().any(|k| protocol::share_a_header(k, key))
+            {
+                shared_header = Some(key);
             }
             data.insert(key.clone(), value.clone());
             set.push((key.clone(), value.clone()));
+        }
+        if let Some(key) = shared_header {
+            tracing::warn!(
+                header = protocol::header_name_for_key(key).as_ref().map(|h| h.as_str()),
+                "two session keys map to one X-Session-* header; neither gets it (both stay in X-Session-Data)"
+            );
+        }
+        if over_max_keys > 0 {
+            tracing::warn!(
+                max = MAX_KEYS,
+                count = over_max_keys,
+                "ignored X-Session-Set keys: the session has too many keys"
+            );
         }
         let changed = *data != *before;
         (set, controls.delete.clone(), changed)

@@ -80,6 +80,33 @@ pub fn header_name_for_key(key: &str) -> Option<HeaderName> {
     HeaderName::from_bytes(name).ok()
 }
 
+/// Whether two different keys would be written as the same `X-Session-<Key>` header (`user_id`,
+/// `user-id`, `USER_ID`). Such keys get no header of their own (see [`inject`]): an app reading
+/// one of them must never be handed another key's value. Allocation-free.
+pub fn share_a_header(a: &str, b: &str) -> bool {
+    fn fold(c: u8) -> u8 {
+        match c {
+            b'_' => b'-',
+            c => c.to_ascii_lowercase(),
+        }
+    }
+    a != b
+        && a.len() == b.len()
+        && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
+        && header_name_for_key_ok(a)
+}
+
+/// `header_name_for_key(key).is_some()`, without building the name.
+fn header_name_for_key_ok(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= MAX_KEY_LEN
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && !key.eq_ignore_ascii_case("id")
+        && !key.eq_ignore_ascii_case("data")
+}
+
 /// The header value for one session value: the string itself when it is printable ASCII, otherwise
 /// its compact ASCII JSON. Never contains CR, LF or NUL, so it cannot split a header.
 pub fn header_value_for(value: &Value) -> HeaderValue {
@@ -111,6 +138,28 @@ fn ascii_json_bytes<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
         .serialize(&mut ser)
         .expect("writing to a Vec cannot fail");
     out
+}
+
+/// The length of [`ascii_json`] of `data` (what `X-Session-Data` carries), counted without
+/// building it.
+pub fn json_len(data: &Data) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let mut ser = serde_json::Serializer::with_formatter(&mut count, AsciiFormatter);
+    match serde::Serialize::serialize(data, &mut ser) {
+        Ok(()) => count.0,
+        // Counting cannot fail; if it somehow did, treat the data as too large rather than free.
+        Err(_) => usize::MAX,
+    }
 }
 
 /// A header value made from bytes we own, without copying them again.
@@ -160,8 +209,9 @@ impl Controls {
     }
 }
 
-/// A line the app sent that could not be applied. Logged at warn; the other lines still apply.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// A line (or, in a JSON object line, one key) the app sent that could not be applied. Logged at
+/// warn, counted per kind; the other lines still apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Malformed {
     #[error("X-Session-Set line has no '='")]
     NoEquals,
@@ -171,13 +221,84 @@ pub enum Malformed {
     KeyTooLong,
     #[error("header value is not UTF-8")]
     NotUtf8,
+    /// A value would come back different or not at all: the cookie store wraps the data in two
+    /// more levels and serde_json stops at 128, so nesting is capped well below.
+    #[error("value nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    /// An integer outside the 64-bit range (JSON would silently store it as a float, so it would
+    /// come back as a different number), or a number no store can hold.
+    #[error("number that cannot be stored exactly (integers must fit in 64 bits)")]
+    InexactNumber,
+    /// Well-formed JSON text that still has no JSON value: a number out of range (`1e400`) or a
+    /// lone UTF-16 surrogate escape, inside a JSON object line.
+    #[error("value that JSON cannot hold (a number out of range, a lone surrogate)")]
+    Unrepresentable,
 }
 
+impl Malformed {
+    const KINDS: usize = 7;
+
+    fn index(self) -> usize {
+        match self {
+            Malformed::NoEquals => 0,
+            Malformed::EmptyKey => 1,
+            Malformed::KeyTooLong => 2,
+            Malformed::NotUtf8 => 3,
+            Malformed::TooDeep => 4,
+            Malformed::InexactNumber => 5,
+            Malformed::Unrepresentable => 6,
+        }
+    }
+
+    const ALL: [Malformed; Malformed::KINDS] = [
+        Malformed::NoEquals,
+        Malformed::EmptyKey,
+        Malformed::KeyTooLong,
+        Malformed::NotUtf8,
+        Malformed::TooDeep,
+        Malformed::InexactNumber,
+        Malformed::Unrepresentable,
+    ];
+}
+
+/// What one response's control lines had to ignore, counted per kind, so that a response with
+/// 20,000 bad keys costs one warning line per kind (and no allocation), not 20,000.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Ignored([u32; Malformed::KINDS]);
+
+impl Ignored {
+    pub fn add(&mut self, problem: Malformed) {
+        let n = &mut self.0[problem.index()];
+        *n = n.saturating_add(1);
+    }
+
+    pub fn count(&self, problem: Malformed) -> u32 {
+        self.0[problem.index()]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|&n| n == 0)
+    }
+
+    /// The kinds that occurred, with their counts, in a fixed order.
+    pub fn iter(&self) -> impl Iterator<Item = (Malformed, u32)> + '_ {
+        Malformed::ALL
+            .into_iter()
+            .map(|m| (m, self.count(m)))
+            .filter(|&(_, n)| n > 0)
+    }
+}
+
+/// Deepest nesting of arrays and objects a session value may have (`[1]` is 1, `{"a":[1]}` is 2).
+/// Every store must hand back exactly what it accepted; the cookie store adds two levels of its
+/// own and serde_json refuses input nested past 128, so 32 leaves a wide margin.
+pub const MAX_DEPTH: usize = 32;
+
 /// Takes every `X-Session-*` header out of an upstream response and returns the controls among
-/// them, plus the lines it had to ignore. Fast path: one scan, no allocation, when there is none.
-pub fn take_controls(headers: &mut HeaderMap) -> (Controls, Vec<Malformed>) {
+/// them, plus what it had to ignore. Fast path: one scan, no allocation, when there is none.
+pub fn take_controls(headers: &mut HeaderMap) -> (Controls, Ignored) {
     let mut controls = Controls::default();
-    let mut bad = Vec::new();
+    let mut bad = Ignored::default();
     if !headers.keys().any(|k| is_session_header(k.as_str())) {
         return (controls, bad);
     }
@@ -196,7 +317,7 @@ pub fn take_controls(headers: &mut HeaderMap) -> (Controls, Vec<Malformed>) {
                         .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)
                         .map(str::to_owned),
                 ),
-                Err(_) => bad.push(Malformed::NotUtf8),
+                Err(_) => bad.add(Malformed::NotUtf8),
             }
         }
     }
@@ -204,7 +325,7 @@ pub fn take_controls(headers: &mut HeaderMap) -> (Controls, Vec<Malformed>) {
         for value in e.remove_entry_mult().1 {
             match std::str::from_utf8(value.as_bytes()) {
                 Ok(line) => parse_set_line(line, &mut controls.set, &mut bad),
-                Err(_) => bad.push(Malformed::NotUtf8),
+                Err(_) => bad.add(Malformed::NotUtf8),
             }
         }
     }
@@ -213,31 +334,102 @@ pub fn take_controls(headers: &mut HeaderMap) -> (Controls, Vec<Malformed>) {
 }
 
 /// One `X-Session-Set` line: `key=value` or a JSON object to merge.
-pub fn parse_set_line(line: &str, out: &mut Vec<(String, Value)>, bad: &mut Vec<Malformed>) {
+pub fn parse_set_line(line: &str, out: &mut Vec<(String, Value)>, bad: &mut Ignored) {
     let line = line.trim();
     if line.starts_with('{') {
-        if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(line) {
-            for (key, value) in map {
-                match check_key(&key) {
-                    Ok(()) => out.push((key, value)),
-                    Err(e) => bad.push(e),
+        // Raw values first, so that each one's text can be checked (an integer past 64 bits is
+        // indistinguishable from a float once parsed) and refused on its own.
+        type RawObject<'a> = std::collections::BTreeMap<String, &'a serde_json::value::RawValue>;
+        match serde_json::from_str::<RawObject<'_>>(line) {
+            Ok(map) => {
+                for (key, raw) in map {
+                    match check_key(&key).and_then(|()| json_value(raw.get())) {
+                        Ok(value) => out.push((key, value)),
+                        Err(e) => bad.add(e),
+                    }
                 }
+                return;
             }
-            return;
+            Err(_) if scan_json(line) == Err(Malformed::TooDeep) => {
+                bad.add(Malformed::TooDeep);
+                return;
+            }
+            Err(_) => {}
         }
     }
     let Some((key, raw)) = line.split_once('=') else {
-        bad.push(Malformed::NoEquals);
+        bad.add(Malformed::NoEquals);
         return;
     };
     let key = key.trim();
     if let Err(e) = check_key(key) {
-        bad.push(e);
+        bad.add(e);
         return;
     }
     let raw = raw.trim();
-    let value = serde_json::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.into()));
-    out.push((key.to_owned(), value));
+    let value = match serde_json::from_str::<Value>(raw) {
+        Ok(value) => scan_json(raw).map(|()| value),
+        // Past serde_json's own limit it is not JSON to serde, but it was meant as JSON.
+        Err(_) if raw.starts_with(['[', '{']) && scan_json(raw) == Err(Malformed::TooDeep) => {
+            Err(Malformed::TooDeep)
+        }
+        Err(_) => Ok(Value::String(raw.into())),
+    };
+    match value {
+        Ok(value) => out.push((key.to_owned(), value)),
+        Err(e) => bad.add(e),
+    }
+}
+
+/// One value of a JSON object line, already known to be syntactically valid JSON.
+fn json_value(raw: &str) -> Result<Value, Malformed> {
+    scan_json(raw)?;
+    // The syntax was checked; serde_json can still refuse a number it cannot hold (1e400) or a
+    // lone surrogate (`"\ud800"`), which its raw-value scan lets through.
+    serde_json::from_str(raw).map_err(|_| Malformed::Unrepresentable)
+}
+
+/// Checks the text of a JSON value for what would not survive a store round trip: nesting past
+/// [`MAX_DEPTH`], and integer literals outside `i64`/`u64` (serde_json would read them as an `f64`
+/// and hand back another number). Works on the text because a parsed value no longer tells an
+/// integer literal from a float. Allocation-free, one pass; strings are skipped.
+pub fn scan_json(text: &str) -> Result<(), Malformed> {
+    let b = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(Malformed::TooDeep);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i + 1 < b.len()
+                    && matches!(b[i + 1], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                {
+                    i += 1;
+                }
+                let token = &text[start..=i];
+                let integer = !token.contains(['.', 'e', 'E']);
+                if integer && token.parse::<i64>().is_err() && token.parse::<u64>().is_err() {
+                    return Err(Malformed::InexactNumber);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 fn check_key(key: &str) -> Result<(), Malformed> {
@@ -250,15 +442,31 @@ fn check_key(key: &str) -> Result<(), Malformed> {
     }
 }
 
-/// Adds the session's headers to a request bound for the app.
-pub fn inject(headers: &mut HeaderMap, id: &str, data: &Data) {
-    if let Ok(v) = HeaderValue::from_str(id) {
+/// Adds the session's headers to a request bound for the app. `handle` is the session's public
+/// name ([`super::store::SessionId::handle`]), never the ID: apps log request headers, and the ID
+/// is a working credential for the memory and Redis stores.
+pub fn inject(headers: &mut HeaderMap, handle: &str, data: &Data) {
+    if let Ok(v) = HeaderValue::from_str(handle) {
         headers.insert(ID_HEADER, v);
     }
     headers.insert(DATA_HEADER, owned_header_value(ascii_json_bytes(data)));
+    // `append` reports a name already present, so a collision costs nothing to detect; the
+    // second pass runs only for the rare session that has one.
+    let mut collided = false;
     for (key, value) in data {
         if let Some(name) = header_name_for_key(key) {
-            headers.insert(name, header_value_for(value));
+            collided |= headers.append(name, header_value_for(value));
+        }
+    }
+    if collided {
+        // Keys that share a header (`user_id`, `USER-ID`) all lose it: whichever sorted last
+        // would otherwise speak for the others. They stay in X-Session-Data.
+        for key in data.keys() {
+            if let Some(name) = header_name_for_key(key) {
+                if headers.get_all(&name).iter().nth(1).is_some() {
+                    headers.remove(&name);
+                }
+            }
         }
     }
 }
@@ -268,7 +476,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn controls_of(lines: &[(&str, &[u8])]) -> (Controls, Vec<Malformed>, HeaderMap) {
+    fn controls_of(lines: &[(&str, &[u8])]) -> (Controls, Ignored, HeaderMap) {
         let mut h = HeaderMap::new();
         for (name, value) in lines {
             h.append(
@@ -361,6 +569,15 @@ mod tests {
     }
 
     #[test]
+    fn json_len_is_the_length_of_x_session_data() {
+        let mut data = Data::new();
+        assert_eq!(json_len(&data), 2);
+        data.insert("name".into(), json!("Jos\u{e9} \u{1F600}"));
+        data.insert("n".into(), json!([1, {"a": null}]));
+        assert_eq!(json_len(&data), ascii_json_bytes(&data).len());
+    }
+
+    #[test]
     fn ascii_json_escapes_everything_non_ascii() {
         let v = json!({"n": "Jos\u{e9} \u{4e2d} \u{1F600}", "t": "tab\t"});
         let s = ascii_json(&v);
@@ -423,13 +640,109 @@ mod tests {
         ]);
         assert_eq!(c.set, vec![("good".into(), json!(1))]);
         assert_eq!(
-            bad,
+            bad.iter().collect::<Vec<_>>(),
             vec![
-                Malformed::NoEquals,
-                Malformed::EmptyKey,
-                Malformed::KeyTooLong,
-                Malformed::NotUtf8
+                (Malformed::NoEquals, 1),
+                (Malformed::EmptyKey, 1),
+                (Malformed::KeyTooLong, 1),
+                (Malformed::NotUtf8, 1)
             ]
+        );
+    }
+
+    /// Issue 11 item 9: one response's problems are counts, not one entry (and log line) each.
+    #[test]
+    fn ignored_lines_are_counted_per_kind() {
+        let mut line = String::from("{");
+        for i in 0..20_000 {
+            line.push_str(&format!("\"{}\":{i},", "k".repeat(MAX_KEY_LEN + 1 + i % 2)));
+        }
+        line.push_str("\"ok\":1}");
+        let (c, bad, _) = controls_of(&[
+            ("x-session-set", line.as_bytes()),
+            ("x-session-set", b"x"),
+            ("x-session-set", b"y"),
+        ]);
+        assert_eq!(c.set, vec![("ok".into(), json!(1))]);
+        // Two distinct long keys (the object merges duplicates), two lines without '='.
+        assert_eq!(
+            bad.iter().collect::<Vec<_>>(),
+            vec![(Malformed::NoEquals, 2), (Malformed::KeyTooLong, 2)]
+        );
+    }
+
+    fn nested(depth: usize) -> String {
+        format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    /// Issue 11 item 7: a value no store could hand back exactly is refused, the rest applies.
+    #[test]
+    fn values_that_cannot_come_back_are_refused() {
+        let deep_ok = format!("a={}", nested(MAX_DEPTH));
+        let deep = format!("b={}", nested(MAX_DEPTH + 1));
+        let deeper_than_serde = format!("c={}", nested(127));
+        let deeper_than_serde_limit = format!("d={}", nested(200));
+        let in_object = format!("{{\"e\":{},\"f\":1}}", nested(MAX_DEPTH));
+        let object_too_deep = format!("{{\"g\":{},\"h\":2}}", nested(200));
+        let (c, bad, _) = controls_of(&[
+            ("x-session-set", deep_ok.as_bytes()),
+            ("x-session-set", deep.as_bytes()),
+            ("x-session-set", deeper_than_serde.as_bytes()),
+            ("x-session-set", deeper_than_serde_limit.as_bytes()),
+            ("x-session-set", in_object.as_bytes()),
+            ("x-session-set", object_too_deep.as_bytes()),
+            ("x-session-set", b"big=18446744073709551616"),
+            ("x-session-set", b"neg=-9223372036854775809"),
+            ("x-session-set", b"max=18446744073709551615"),
+            ("x-session-set", b"min=-9223372036854775808"),
+            (
+                "x-session-set",
+                b"nested={\"n\":[1,123456789012345678901234567890]}",
+            ),
+            (
+                "x-session-set",
+                b"{\"i\":100000000000000000000,\"j\":2.5e3}",
+            ),
+            ("x-session-set", b"huge_float=1e400"),
+            ("x-session-set", b"{\"k\":1e400,\"l\":3}"),
+            ("x-session-set", b"{\"m\":\"\\ud800\",\"n\":4}"),
+            ("x-session-set", b"text=[[[not json"),
+            ("x-session-set", b"str=\"12345678901234567890123 [[[[\""),
+        ]);
+        let keys: Vec<&str> = c.set.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "a",
+                "e",
+                "f",
+                "h",
+                "max",
+                "min",
+                "j",
+                "huge_float",
+                "l",
+                "n",
+                "text",
+                "str"
+            ]
+        );
+        assert_eq!(c.set[4].1, json!(u64::MAX));
+        assert_eq!(c.set[5].1, json!(i64::MIN));
+        // Not JSON to serde_json either: kept as the string the app wrote, which round-trips.
+        assert_eq!(c.set[7].1, json!("1e400"));
+        assert_eq!(bad.count(Malformed::TooDeep), 4);
+        assert_eq!(bad.count(Malformed::InexactNumber), 4);
+        assert_eq!(bad.count(Malformed::Unrepresentable), 2);
+    }
+
+    #[test]
+    fn scan_skips_strings_and_escapes() {
+        assert_eq!(scan_json(r#"{"a\"[[[":"99999999999999999999999"}"#), Ok(()));
+        assert_eq!(scan_json("[1e30, -1.5, 0, -0]"), Ok(()));
+        assert_eq!(
+            scan_json("[99999999999999999999999]"),
+            Err(Malformed::InexactNumber)
         );
     }
 
@@ -454,6 +767,50 @@ mod tests {
         let (c, bad, rest) = controls_of(&[("content-type", b"text/plain")]);
         assert!(c.is_empty() && bad.is_empty());
         assert_eq!(rest.len(), 1);
+    }
+
+    /// Issue 11 item 6: `user_id`, `user-id` and `USER_ID` all map to X-Session-User-Id.
+    #[test]
+    fn keys_sharing_a_header_get_none() {
+        let mut data = Data::new();
+        data.insert("user_id".into(), json!(1));
+        data.insert("user-id".into(), json!(2));
+        data.insert("USER_ID".into(), json!(3));
+        data.insert("Role".into(), json!("a"));
+        data.insert("role".into(), json!("b"));
+        data.insert("name".into(), json!("Ann"));
+        let mut h = HeaderMap::new();
+        inject(&mut h, "abc", &data);
+        assert!(!h.contains_key("x-session-user-id"));
+        assert!(!h.contains_key("x-session-role"));
+        assert_eq!(h["x-session-name"], "Ann");
+        assert_eq!(
+            h["x-session-data"],
+            "{\"Role\":\"a\",\"USER_ID\":3,\"name\":\"Ann\",\"role\":\"b\",\"user-id\":2,\"user_id\":1}"
+        );
+        assert_eq!(h.len(), 3);
+    }
+
+    #[test]
+    fn which_keys_share_a_header() {
+        for (a, b) in [
+            ("user_id", "user-id"),
+            ("user_id", "USER_ID"),
+            ("a-b", "A_B"),
+        ] {
+            assert!(share_a_header(a, b), "{a} {b}");
+        }
+        for (a, b) in [
+            ("user_id", "user_id"),
+            ("user_id", "user_ids"),
+            ("id", "ID"),
+            ("data", "Data"),
+            ("a.b", "A.B"),
+            ("a b", "A B"),
+            ("", ""),
+        ] {
+            assert!(!share_a_header(a, b), "{a} {b}");
+        }
     }
 
     #[test]

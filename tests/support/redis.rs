@@ -12,9 +12,19 @@ pub struct RedisServer {
     extra: Vec<String>,
 }
 
+/// A free port whose cluster-bus port (+10000, which a cluster node also binds, or exits) is
+/// free too: with thousands of loopback connections open, a bare free port often is not.
 fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let bus_free = port
+            .checked_add(10_000)
+            .is_some_and(|bus| std::net::TcpListener::bind(("127.0.0.1", bus)).is_ok());
+        if bus_free {
+            return port;
+        }
+    }
 }
 
 impl RedisServer {

@@ -63,9 +63,16 @@ impl SessionId {
     /// Stable for the session's life and new after Clear or Regenerate, it is what the app sees as
     /// `X-Session-Id` and what logs and the admin API call a session. Knowing it gives nothing: no
     /// store accepts it in place of the cookie, and the ID cannot be derived from it.
-    pub fn handle(&self) -> String {
+    ///
+    /// Returned on the stack: it is computed for every request that carries a session.
+    pub fn handle(&self) -> Handle {
         use sha2::{Digest, Sha256};
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(self.0.as_bytes()))
+        let mut out = [0u8; Handle::LEN];
+        // 32 bytes always encode to exactly 43 characters, so this cannot fail (the unit test
+        // pins the output); no panic path on the request.
+        let _ = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode_slice(Sha256::digest(self.0.as_bytes()), &mut out);
+        Handle(out)
     }
 
     /// A short, non-reversible tag for logs: enough to correlate lines, useless as a credential.
@@ -74,6 +81,26 @@ impl SessionId {
         let digest = Sha256::digest(self.0.as_bytes());
         let word = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
         format!("{word:08x}")
+    }
+}
+
+/// A session's public name ([`SessionId::handle`]): 43 base64url characters, held inline so that
+/// describing a session to the app costs no allocation beyond the header value itself.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Handle([u8; Handle::LEN]);
+
+impl Handle {
+    pub const LEN: usize = 43;
+
+    pub fn as_str(&self) -> &str {
+        // Only `SessionId::handle` builds a Handle, from base64url output: always ASCII.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
+impl std::fmt::Display for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -321,10 +348,12 @@ mod tests {
     fn handle_is_sha256_base64url_and_never_the_id() {
         let id = SessionId::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").unwrap();
         let h = id.handle();
-        assert_eq!(h.len(), 43);
-        assert_ne!(h, id.as_str());
+        assert_eq!(h.as_str().len(), 43);
+        assert_ne!(h.as_str(), id.as_str());
         assert_eq!(h, id.handle());
         assert_ne!(h, SessionId::generate().handle());
+        // SHA-256 of 43 'A's, base64url without padding (computed independently with openssl).
+        assert_eq!(h.as_str(), "DwBzhbb51LfusnSGBa_hqYSgo7-j8BTQnip4TOnlzRo");
     }
 
     #[test]

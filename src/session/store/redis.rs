@@ -62,6 +62,23 @@ const DATA_PREFIX: &str = "d:";
 /// step never blocks Redis noticeably.
 const SCAN_COUNT: usize = 500;
 
+/// Shared by every write script: runs `cmd key ARGV[from..=to]` in slices. Lua's `unpack` refuses
+/// more than ~8,000 values (LUAI_MAXCSTACK), and a Delete may name any number of keys. The slice is
+/// even, so HSET's field/value pairs never straddle two calls.
+macro_rules! lua_batched {
+    () => {
+        r#"
+local function batched(cmd, key, from, to)
+  while from <= to do
+    local last = math.min(from + 999, to)
+    redis.call(cmd, key, unpack(ARGV, from, last))
+    from = last + 1
+  end
+end
+"#
+    };
+}
+
 /// Shared by the update and regenerate scripts: apply the delta, advance `last_seen` (never
 /// backwards), and reset the TTL from the stored timestamps. Returns 1, or 0 after deleting a
 /// session whose deadline has passed.
@@ -77,13 +94,8 @@ local function apply(key, first)
   local idle = tonumber(ARGV[first + 2])
   local ndel = tonumber(ARGV[first + 3])
   local i = first + 4
-  if ndel > 0 then
-    redis.call('HDEL', key, unpack(ARGV, i, i + ndel - 1))
-  end
-  i = i + ndel
-  if #ARGV >= i then
-    redis.call('HSET', key, unpack(ARGV, i, #ARGV))
-  end
+  batched('HDEL', key, i, i + ndel - 1)
+  batched('HSET', key, i + ndel, #ARGV)
   local meta = redis.call('HMGET', key, 'm:s', 'm:e')
   local seen = tonumber(meta[1]) or 0
   local expires = tonumber(meta[2]) or 0
@@ -109,20 +121,22 @@ end
 
 /// KEYS[1] = key. ARGV: ttl_ms, created, last_seen, expires, then field/value pairs.
 /// Returns 1 stored, 2 collision (NX semantics: an existing key is never overwritten).
-const CREATE: &str = r#"
+const CREATE: &str = concat!(
+    lua_batched!(),
+    r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 2
 end
 redis.call('HSET', KEYS[1], 'm:c', ARGV[2], 'm:s', ARGV[3], 'm:e', ARGV[4])
-if #ARGV >= 5 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 5, #ARGV))
-end
+batched('HSET', KEYS[1], 5, #ARGV)
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
-"#;
+"#
+);
 
 /// KEYS[1] = key. ARGV as for `apply` from 1. Returns 1 stored, 0 gone.
 const UPDATE: &str = concat!(
+    lua_batched!(),
     lua_apply!(),
     r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -135,6 +149,7 @@ return apply(KEYS[1], 1)
 /// KEYS[1] = old key, KEYS[2] = new key (same hash slot). ARGV as for `apply` from 1.
 /// Returns 1 stored, 0 gone, 2 collision. `RENAME` keeps the fields and is atomic with the delta.
 const REGENERATE: &str = concat!(
+    lua_batched!(),
     lua_apply!(),
     r#"
 if redis.call('EXISTS', KEYS[2]) == 1 then
