@@ -13,6 +13,8 @@
 //! - [`handler`] is one request's life: prepare → session in → forward → session out → log.
 //! - [`proxy`] forwards the request to the upstream over a pooled client: hop-by-hop headers,
 //!   `X-Forwarded-*`, `Via`, upgrades, timeouts.
+//! - [`bare_lf`] sits between the socket and hyper and refuses request heads with bare LF line
+//!   endings (400), following the HTTP/1 framing so that bodies are left alone.
 //! - [`error`] is the one place where failures become HTTP statuses.
 //! - [`metrics`] holds the Prometheus series; [`admin`] serves them with `/healthz` and `/readyz`
 //!   on a separate listener.
@@ -24,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod bare_lf;
 pub mod config;
 pub mod error;
 pub mod handler;

@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::admin::{self, Readiness};
+use crate::bare_lf::{BareLfGuard, Upgraded, MAX_HEAD};
 use arc_swap::ArcSwap;
 
 use crate::config::{Config, Driver, LimitsConfig, Overrides};
@@ -540,11 +541,22 @@ where
 {
     let first_request = Arc::new(AtomicBool::new(false));
     let seen = Arc::clone(&first_request);
+    let upgraded = Arc::new(Upgraded::default());
+    let switched = Arc::clone(&upgraded);
     let service = service_fn(move |req| {
         seen.store(true, Ordering::Release);
         let fut = handle(req);
-        async move { Ok::<_, Infallible>(fut.await) }
+        let switched = Arc::clone(&switched);
+        async move {
+            let res = fut.await;
+            if res.status() == StatusCode::SWITCHING_PROTOCOLS {
+                // Before hyper writes the 101, so before the client sends tunnel bytes.
+                switched.set();
+            }
+            Ok::<_, Infallible>(res)
+        }
     });
+    let io = BareLfGuard::new(io, upgraded);
     let conn = ctx
         .builder
         .serve_connection_with_upgrades(TokioIo::new(io), service);
@@ -591,7 +603,7 @@ fn connection_builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true)
-        .max_buf_size(64 * 1024);
+        .max_buf_size(MAX_HEAD);
     builder
         .http2()
         .timer(TokioTimer::new())
