@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -192,6 +192,7 @@ impl Server {
                 _alive: alive_tx.clone(),
                 handshake_timeout: self.limits.tls_handshake_timeout,
                 header_read_timeout: self.limits.header_read_timeout,
+                idle_timeout: self.limits.idle_timeout,
             },
             permits: Arc::new(Semaphore::new(permits)),
         };
@@ -287,6 +288,7 @@ impl Server {
                                 _alive: alive_tx,
                                 handshake_timeout: limits.tls_handshake_timeout,
                                 header_read_timeout: limits.header_read_timeout,
+                                idle_timeout: limits.idle_timeout,
                             },
                             permits,
                         };
@@ -367,6 +369,7 @@ struct ConnContext {
     _alive: mpsc::Sender<()>,
     handshake_timeout: Duration,
     header_read_timeout: Duration,
+    idle_timeout: Duration,
 }
 
 /// How a listener turns an accepted TCP stream into served HTTP.
@@ -543,8 +546,11 @@ where
     let seen = Arc::clone(&first_request);
     let upgraded = Arc::new(Upgraded::default());
     let switched = Arc::clone(&upgraded);
+    let activity = Arc::new(Activity::new());
+    let streams = Arc::clone(&activity);
     let service = service_fn(move |req| {
         seen.store(true, Ordering::Release);
+        let stream = streams.begin();
         let fut = handle(req);
         let switched = Arc::clone(&switched);
         async move {
@@ -553,7 +559,7 @@ where
                 // Before hyper writes the 101, so before the client sends tunnel bytes.
                 switched.set();
             }
-            Ok::<_, Infallible>(res)
+            Ok::<_, Infallible>(res.map(|body| Tracked::new(body, stream)))
         }
     });
     let io = BareLfGuard::new(io, upgraded);
@@ -573,6 +579,11 @@ where
     let first_head = tokio::time::sleep(ctx.header_read_timeout);
     tokio::pin!(first_head);
     let mut first_head_due = true;
+    // `limits.idle_timeout`: checked when it could first have run out, then re-armed for when it
+    // next could (the last stream's end + the timeout), so an idle connection costs one timer.
+    let idle = tokio::time::sleep(ctx.idle_timeout);
+    tokio::pin!(idle);
+    let mut idle_goaway = false;
     loop {
         tokio::select! {
             result = conn.as_mut() => {
@@ -585,6 +596,29 @@ where
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
             }
+            _ = &mut idle => {
+                let now = tokio::time::Instant::now();
+                match activity.idle_for() {
+                    Some(idle_for) if idle_for >= ctx.idle_timeout => {
+                        if idle_goaway {
+                            // Told to finish (GOAWAY sent) a whole idle period ago and still
+                            // open: a client that never acknowledges the GOAWAY's ping. Hang up.
+                            tracing::debug!(%peer, "idle connection still open after GOAWAY; closing");
+                            return;
+                        }
+                        tracing::debug!(%peer, "no request for limits.idle_timeout; closing");
+                        idle_goaway = true;
+                        if !stopping {
+                            stopping = true;
+                            // HTTP/2: GOAWAY, then close (no stream is open). HTTP/1.1: close.
+                            conn.as_mut().graceful_shutdown();
+                        }
+                        idle.as_mut().reset(now + ctx.idle_timeout);
+                    }
+                    Some(idle_for) => idle.as_mut().reset(now + (ctx.idle_timeout - idle_for)),
+                    None => idle.as_mut().reset(now + ctx.idle_timeout),
+                }
+            }
             _ = &mut first_head, if first_head_due => {
                 first_head_due = false;
                 if !first_request.load(Ordering::Acquire) {
@@ -593,6 +627,90 @@ where
                 }
             }
         }
+    }
+}
+
+/// One connection's streams in progress (HTTP/2) or request in progress (HTTP/1.1), and when the
+/// last one ended: what `limits.idle_timeout` measures. A stream lasts until its response body
+/// has been sent (or the stream reset), not just until the response head: a long download is
+/// not idleness.
+struct Activity {
+    start: tokio::time::Instant,
+    open: AtomicUsize,
+    /// Milliseconds from `start` to the end of the last stream.
+    last_end_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            start: tokio::time::Instant::now(),
+            open: AtomicUsize::new(0),
+            last_end_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn begin(self: &Arc<Self>) -> StreamGuard {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        StreamGuard(Arc::clone(self))
+    }
+
+    /// How long the connection has had no open stream; `None` while one is open.
+    fn idle_for(&self) -> Option<Duration> {
+        if self.open.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let since_start = self.start.elapsed();
+        let last = Duration::from_millis(self.last_end_ms.load(Ordering::Acquire));
+        Some(since_start.saturating_sub(last))
+    }
+}
+
+/// Ends its stream when dropped: with the response body, or with the service future if the
+/// stream was reset before the response.
+struct StreamGuard(Arc<Activity>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let a = &self.0;
+        let ms = u64::try_from(a.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        a.last_end_ms.store(ms, Ordering::Release);
+        a.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that holds its stream open (see [`Activity`]) until hyper drops it.
+    struct Tracked<B> {
+        #[pin]
+        inner: B,
+        stream: StreamGuard,
+    }
+}
+
+impl<B> Tracked<B> {
+    fn new(inner: B, stream: StreamGuard) -> Self {
+        Tracked { inner, stream }
+    }
+}
+
+impl<B: hyper::body::Body> hyper::body::Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
