@@ -15,6 +15,8 @@
 //!   `X-Forwarded-*`, `Via`, upgrades, timeouts.
 //! - [`bare_lf`] sits between the socket and hyper and refuses request heads with bare LF line
 //!   endings (400), following the HTTP/1 framing so that bodies are left alone.
+//! - [`tunnel`] relays upgraded connections (WebSocket) and carries the connection's slot,
+//!   shutdown and idle limits over to them.
 //! - [`error`] is the one place where failures become HTTP statuses.
 //! - [`metrics`] holds the Prometheus series; [`admin`] serves them with `/healthz` and `/readyz`
 //!   on a separate listener.
@@ -37,4 +39,5 @@ pub mod server;
 pub mod session;
 pub mod telemetry;
 pub mod tls;
+pub mod tunnel;
 pub mod worker;

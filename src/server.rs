@@ -8,6 +8,14 @@
 //! every live connection to finish its in-flight request and close; each connection holds a clone
 //! of an `mpsc::Sender`, so when the receiver sees the channel close, every connection is gone. The
 //! wait is bounded by `limits.shutdown_grace`.
+//!
+//! An upgraded connection (WebSocket) outlives hyper's connection task, so the slot and the
+//! shutdown token travel with it into [`crate::tunnel`]: the slot is freed, and shutdown stops
+//! waiting, only when the socket is closed.
+//!
+//! Idle connections: `limits.idle_timeout` closes a connection with no request in progress
+//! (HTTP/1.1) or no open stream (HTTP/2, with a GOAWAY first); see `Activity`. Every client
+//! byte passes through [`crate::bare_lf::BareLfGuard`] before hyper parses it.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -24,7 +32,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::admin::{self, Readiness};
 use crate::bare_lf::{BareLfGuard, Upgraded, MAX_HEAD};
@@ -40,6 +48,7 @@ use crate::session::store::StoreError;
 use crate::session::store::{now_millis, SessionStore};
 use crate::session::SessionLayer;
 use crate::tls::{Tls, TlsError};
+use crate::tunnel::{self, TunnelContext};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -193,6 +202,9 @@ impl Server {
                 handshake_timeout: self.limits.tls_handshake_timeout,
                 header_read_timeout: self.limits.header_read_timeout,
                 idle_timeout: self.limits.idle_timeout,
+                shutdown_grace: self.limits.shutdown_grace,
+                tunnel_idle_timeout: self.limits.tunnel_idle_timeout,
+                slot: None,
             },
             permits: Arc::new(Semaphore::new(permits)),
         };
@@ -289,6 +301,9 @@ impl Server {
                                 handshake_timeout: limits.tls_handshake_timeout,
                                 header_read_timeout: limits.header_read_timeout,
                                 idle_timeout: limits.idle_timeout,
+                                shutdown_grace: limits.shutdown_grace,
+                                tunnel_idle_timeout: limits.tunnel_idle_timeout,
+                                slot: None,
                             },
                             permits,
                         };
@@ -370,6 +385,12 @@ struct ConnContext {
     handshake_timeout: Duration,
     header_read_timeout: Duration,
     idle_timeout: Duration,
+    /// For tunnels: how long they get after SIGTERM, and how long they may be silent.
+    shutdown_grace: Duration,
+    tunnel_idle_timeout: Duration,
+    /// This connection's `max_connections` slot (set per connection by the accept loop). Shared
+    /// with the tunnel if the connection is upgraded, so the slot is held until the socket closes.
+    slot: Option<Arc<OwnedSemaphorePermit>>,
 }
 
 /// How a listener turns an accepted TCP stream into served HTTP.
@@ -409,10 +430,11 @@ impl AcceptContext {
             };
             let _ = stream.set_nodelay(true);
             let listen = make();
-            let ctx = self.conn.clone();
+            let mut ctx = self.conn.clone();
+            // Freed when the connection and any tunnel it became are both gone.
+            ctx.slot = Some(Arc::new(permit));
             tokio::spawn(async move {
                 listen.serve(ctx, stream, peer).await;
-                drop(permit);
             });
         }
     }
@@ -429,11 +451,12 @@ impl Listen for Public {
         let app = self.app;
         let metrics = Arc::clone(&app.load().metrics);
         metrics.connection_opened();
+        let tunnels = Some(Arc::clone(&metrics));
         let _open = scopeguard(move || metrics.connection_closed());
         match self.tls {
             None => {
                 let info = ClientInfo { peer, tls: false };
-                serve_http(&ctx, stream, peer, move |req| {
+                serve_http(&ctx, stream, peer, tunnels, move |req| {
                     handler::handle(app.load_full(), req, info)
                 })
                 .await
@@ -457,7 +480,7 @@ impl Listen for Public {
                     }
                 };
                 let info = ClientInfo { peer, tls: true };
-                serve_http(&ctx, stream, peer, move |req| {
+                serve_http(&ctx, stream, peer, tunnels, move |req| {
                     handler::handle(app.load_full(), req, info)
                 })
                 .await
@@ -475,7 +498,7 @@ struct Admin {
 impl Listen for Admin {
     async fn serve(self, ctx: ConnContext, stream: tokio::net::TcpStream, peer: SocketAddr) {
         let (app, ready) = (self.app, self.ready);
-        serve_http(&ctx, stream, peer, move |req| {
+        serve_http(&ctx, stream, peer, None, move |req| {
             admin::handle(app.load_full(), Arc::clone(&ready), req)
         })
         .await
@@ -501,7 +524,7 @@ struct RedirectTo(u16);
 impl Listen for RedirectTo {
     async fn serve(self, ctx: ConnContext, stream: tokio::net::TcpStream, peer: SocketAddr) {
         let port = self.0;
-        serve_http(&ctx, stream, peer, move |req| async move {
+        serve_http(&ctx, stream, peer, None, move |req| async move {
             redirect(&req, port)
         })
         .await
@@ -536,8 +559,15 @@ fn redirect(req: &Request<Incoming>, https_port: u16) -> Response<ResponseBody> 
     res
 }
 
-async fn serve_http<IO, F, Fut>(ctx: &ConnContext, io: IO, peer: SocketAddr, handle: F)
-where
+/// Serves one connection. `tunnels`: the metrics an upgraded connection reports to (`None` on
+/// listeners that never upgrade).
+async fn serve_http<IO, F, Fut>(
+    ctx: &ConnContext,
+    io: IO,
+    peer: SocketAddr,
+    tunnels: Option<Arc<Metrics>>,
+    handle: F,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
@@ -548,13 +578,33 @@ where
     let switched = Arc::clone(&upgraded);
     let activity = Arc::new(Activity::new());
     let streams = Arc::clone(&activity);
-    let service = service_fn(move |req| {
+    let tunnel = TunnelContext {
+        slot: ctx.slot.clone(),
+        alive: Some(ctx._alive.clone()),
+        stop: Some(ctx.stop.clone()),
+        grace: ctx.shutdown_grace,
+        idle_timeout: ctx.tunnel_idle_timeout,
+        metrics: tunnels,
+        websocket: false,
+    };
+    let service = service_fn(move |req: Request<Incoming>| {
         seen.store(true, Ordering::Release);
         let stream = streams.begin();
+        // Only a request that may switch protocols carries what a tunnel needs from us.
+        let upgrade = req
+            .headers()
+            .get(header::UPGRADE)
+            .map(|proto| TunnelContext {
+                websocket: proto.as_bytes().eq_ignore_ascii_case(b"websocket"),
+                ..tunnel.clone()
+            });
         let fut = handle(req);
         let switched = Arc::clone(&switched);
         async move {
-            let res = fut.await;
+            let res = match upgrade {
+                Some(ctx) => tunnel::scope(ctx, fut).await,
+                None => fut.await,
+            };
             if res.status() == StatusCode::SWITCHING_PROTOCOLS {
                 // Before hyper writes the 101, so before the client sends tunnel bytes.
                 switched.set();

@@ -166,3 +166,174 @@ async fn idle_http1_keepalive_is_closed_after_idle_timeout() {
     );
     proxy.assert_no_panic();
 }
+
+const WS_101: &[u8] =
+    b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+/// A close frame, status 1001 "going away", as a server sends it.
+const CLOSE_1001: [u8; 4] = [0x88, 0x02, 0x03, 0xe9];
+
+/// Opens a WebSocket tunnel through the proxy (the upstream echoes every byte).
+async fn open_ws(addr: std::net::SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let (head, early) = read_response_head(&mut s, Duration::from_secs(5)).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(early.is_empty());
+    s
+}
+
+/// A masked text frame (as a client sends it); the echo upstream sends the same bytes back.
+fn ws_frame(text: &str) -> Vec<u8> {
+    let mask = [0x11, 0x22, 0x33, 0x44];
+    let mut f = vec![0x81, 0x80 | text.len() as u8];
+    f.extend_from_slice(&mask);
+    f.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+async fn echo(s: &mut TcpStream, text: &str) {
+    let frame = ws_frame(text);
+    s.write_all(&frame).await.unwrap();
+    let mut back = vec![0u8; frame.len()];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut back))
+        .await
+        .expect("echo in time")
+        .unwrap();
+    assert_eq!(back, frame);
+}
+
+/// Reads until the proxy closes; returns what came and when (from `since`).
+async fn read_to_close(s: &mut TcpStream, since: Instant, within: Duration) -> (Vec<u8>, Duration) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(within, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (out, since.elapsed()),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("still open after {within:?}; got {out:?}"),
+        }
+    }
+}
+
+/// Tunnels count toward `limits.max_connections`: with one slot held by a WebSocket, a second
+/// client waits (in the backlog) until the tunnel closes. Before, the slot was given back at the
+/// upgrade and the second client was served at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnel_holds_its_connection_slot() {
+    let up = RawUpstream::start(Mode::UpgradeEcho(WS_101.to_vec())).await;
+    let proxy = ProxyBuilder::new(&up.url())
+        .set("limits.max_connections", "1")
+        .start();
+    let mut ws = open_ws(proxy.addr).await;
+    echo(&mut ws, "hello").await;
+
+    let addr = proxy.addr;
+    let second = tokio::spawn(async move {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /second HTTP/1.1\r\nHost: app.test\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !second.is_finished(),
+        "a second client was served while the tunnel held the only slot"
+    );
+    echo(&mut ws, "still here").await;
+    drop(ws);
+    let answer = tokio::time::timeout(Duration::from_secs(5), second)
+        .await
+        .expect("the second client was served once the tunnel closed")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 "), "{answer:?}");
+    proxy.assert_no_panic();
+}
+
+/// SIGTERM: a tunnel keeps working through `limits.shutdown_grace`, is then closed with a 1001
+/// close frame, and shutdown waits for it (it ends "all connections closed", exit 0). Before,
+/// the process exited at once and the tunnel was cut without a close frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_gives_tunnels_the_grace_period_then_a_close_frame() {
+    let up = RawUpstream::start(Mode::UpgradeEcho(WS_101.to_vec())).await;
+    let mut proxy = ProxyBuilder::new(&up.url())
+        .set("limits.shutdown_grace", "2s")
+        .start();
+    let mut ws = open_ws(proxy.addr).await;
+    echo(&mut ws, "before").await;
+
+    proxy.signal("TERM");
+    let signalled = Instant::now();
+    assert!(proxy.wait_for_log("shutting down", Duration::from_secs(5)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    echo(&mut ws, "during the grace period").await;
+
+    let (tail, closed_after) = read_to_close(&mut ws, signalled, Duration::from_secs(6)).await;
+    assert_eq!(tail, CLOSE_1001, "a 1001 close frame, then the close");
+    assert!(
+        closed_after >= Duration::from_millis(1500) && closed_after < Duration::from_millis(3000),
+        "closed {closed_after:?} after SIGTERM"
+    );
+    let (code, logs) = tokio::task::spawn_blocking(move || {
+        let code = proxy.wait_exit(Duration::from_secs(10));
+        (code, proxy.logs_text())
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{logs}");
+    assert!(logs.contains("all connections closed"), "{logs}");
+    assert!(!logs.contains("panicked"), "{logs}");
+}
+
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+/// `limits.tunnel_idle_timeout` closes a silent tunnel (close frame 1001, then TCP close); the
+/// open-tunnels gauge and the byte counters follow it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_tunnel_is_closed_and_metered() {
+    let up = RawUpstream::start(Mode::UpgradeEcho(WS_101.to_vec())).await;
+    let proxy = ProxyBuilder::new(&up.url())
+        .set("limits.tunnel_idle_timeout", "1s")
+        .set("admin_listen", "127.0.0.1:0")
+        .start();
+    let admin = proxy.admin_addr();
+    let mut ws = open_ws(proxy.addr).await;
+    echo(&mut ws, "hello").await;
+    let last_byte = Instant::now();
+    let text = get(admin, "/metrics", &[]).await.text();
+    assert_eq!(
+        metric(&text, "session_proxy_tunnels_open"),
+        Some(1.0),
+        "{text}"
+    );
+    let frame_len = ws_frame("hello").len() as f64;
+    for dir in ["client_to_upstream", "upstream_to_client"] {
+        let series = format!("session_proxy_tunnel_bytes_total{{direction=\"{dir}\"}}");
+        assert_eq!(metric(&text, &series), Some(frame_len), "{series}\n{text}");
+    }
+
+    let (tail, idle) = read_to_close(&mut ws, last_byte, Duration::from_secs(6)).await;
+    assert_eq!(tail, CLOSE_1001);
+    assert!(
+        idle >= Duration::from_millis(900) && idle < Duration::from_millis(2500),
+        "closed after {idle:?} of silence"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let text = get(admin, "/metrics", &[]).await.text();
+    assert_eq!(
+        metric(&text, "session_proxy_tunnels_open"),
+        Some(0.0),
+        "{text}"
+    );
+    proxy.assert_no_panic();
+}
