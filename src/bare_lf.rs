@@ -18,6 +18,10 @@
 //! closes, after finishing (in order) any response to requests pipelined before. On a bare LF in a
 //! chunked body's framing or trailers, where a 400 can no longer be written cleanly, the read
 //! fails and the connection is closed.
+//!
+//! One more edge lives here because it is decided by the same first bytes: a connection that
+//! opens with neither an HTTP/1 request line nor the HTTP/2 preface gets the GOAWAY
+//! (PROTOCOL_ERROR) that RFC 9113 §3.4 asks for an invalid preface, not an HTTP/1 400.
 
 use std::io;
 use std::pin::Pin;
@@ -35,6 +39,14 @@ pub const MAX_HEAD: usize = 64 * 1024;
 /// request head, so hyper answers 400 whatever came before it on the line.
 const POISON: &[u8] = b"\0\r\n\r\n";
 
+/// The server's half of a failed HTTP/2 start: an empty SETTINGS (the server preface, which must
+/// come first), then GOAWAY(last stream 0, PROTOCOL_ERROR) as RFC 9113 §3.4 asks.
+const GOAWAY_PROTOCOL_ERROR: &[u8] = &[
+    0, 0, 0, 0x4, 0, 0, 0, 0, 0, // SETTINGS, empty
+    0, 0, 8, 0x7, 0, 0, 0, 0, 0, // GOAWAY, 8 bytes, stream 0
+    0, 0, 0, 0, 0, 0, 0, 0x1, // last stream 0, PROTOCOL_ERROR
+];
+
 /// hyper's default limit on header fields (`DEFAULT_MAX_HEADERS`); more is a 431 from hyper.
 const MAX_HEADERS: usize = 100;
 
@@ -50,6 +62,11 @@ enum State {
     Chunked(Chunk),
     /// Not (or no longer) HTTP/1 requests: pass everything.
     Opaque,
+    /// The connection opened with `PRI * HTTP/2.0\r\n\r\n`; this many bytes of the rest of the
+    /// HTTP/2 preface (`SM\r\n\r\n`) have matched so far.
+    PrefaceTail(usize),
+    /// The connection opened with neither an HTTP/1 request line nor the HTTP/2 preface.
+    NotHttp,
 }
 
 /// hyper's chunked decoder states (`ChunkedState`), less the ones that only count.
@@ -78,6 +95,9 @@ pub enum Verdict {
     BareLfInHead(usize),
     /// A bare LF (or other framing hyper would also reject) at this offset inside a chunked body.
     BadChunk(usize),
+    /// The connection opened with neither an HTTP/1 request line nor the HTTP/2 preface: taken
+    /// as an invalid HTTP/2 connection preface (RFC 9113 §3.4), answered with GOAWAY.
+    NotHttp,
 }
 
 const EMPTY_HEAD: State = State::Head {
@@ -95,6 +115,13 @@ pub struct Scanner {
     spill: Vec<u8>,
     /// The current head has outgrown [`MAX_HEAD`]: hyper will refuse it.
     oversized: bool,
+    /// No head has ended yet: the next one is the connection's first bytes.
+    first: bool,
+    /// In the connection's first request line: spaces seen, and how much of `HTTP/` matched after
+    /// the second. hyper's parser refuses a wrong version as soon as its first byte arrives, so
+    /// the line is judged byte by byte, not once complete.
+    first_spaces: u8,
+    first_version: u8,
 }
 
 impl Default for Scanner {
@@ -103,6 +130,9 @@ impl Default for Scanner {
             state: EMPTY_HEAD,
             spill: Vec::new(),
             oversized: false,
+            first: true,
+            first_spaces: 0,
+            first_version: 0,
         }
     }
 }
@@ -122,6 +152,20 @@ impl Scanner {
         while i < buf.len() {
             match self.state {
                 State::Opaque => return Verdict::Pass,
+                State::NotHttp => return Verdict::NotHttp,
+                State::PrefaceTail(matched) => {
+                    const TAIL: &[u8] = b"SM\r\n\r\n";
+                    let take = (TAIL.len() - matched).min(buf.len() - i);
+                    if buf[i..i + take] != TAIL[matched..matched + take] {
+                        return Verdict::NotHttp;
+                    }
+                    i += take;
+                    self.state = if matched + take == TAIL.len() {
+                        State::Opaque
+                    } else {
+                        State::PrefaceTail(matched + take)
+                    };
+                }
                 State::Body(left) => {
                     let take = usize::try_from(left)
                         .unwrap_or(usize::MAX)
@@ -159,7 +203,15 @@ impl Scanner {
                     i += 1;
                 }
                 State::Head { line, lines, cr } => {
-                    let Some(n) = memchr::memchr(b'\n', &buf[i..]) else {
+                    let found = memchr::memchr(b'\n', &buf[i..]);
+                    if self.first && lines == 0 {
+                        let end = found.map_or(buf.len(), |n| i + n);
+                        if !self.request_line_so_far(&buf[i..end]) {
+                            self.state = State::NotHttp;
+                            return Verdict::NotHttp;
+                        }
+                    }
+                    let Some(n) = found else {
                         let rest = &buf[i..];
                         self.state = State::Head {
                             line: line + rest.len(),
@@ -192,10 +244,35 @@ impl Scanner {
                 }
             }
         }
-        if matches!(self.state, State::Head { .. }) {
-            self.collect(&buf[head_from.min(buf.len())..]);
+        match self.state {
+            State::Head { .. } => self.collect(&buf[head_from.min(buf.len())..]),
+            State::NotHttp => return Verdict::NotHttp,
+            _ => {}
         }
         Verdict::Pass
+    }
+
+    /// Can the connection's first line, continued by `part`, still be an HTTP/1 request line
+    /// (`method SP target SP HTTP/...`; the HTTP/2 preface's first line is one)? A port that
+    /// speaks both cannot tell a broken HTTP/2 preface from a broken HTTP/1 request in general;
+    /// three words of which the last is not an HTTP version are taken for the former (h2spec's
+    /// `INVALID CONNECTION PREFACE`), anything else for the latter.
+    fn request_line_so_far(&mut self, part: &[u8]) -> bool {
+        const VERSION: &[u8] = b"HTTP/";
+        for &b in part {
+            match (b, self.first_spaces) {
+                (b'\r', _) => {}
+                (b' ', s) if s < 2 => self.first_spaces += 1,
+                (_, 2) if usize::from(self.first_version) < VERSION.len() => {
+                    if b != VERSION[usize::from(self.first_version)] {
+                        return false;
+                    }
+                    self.first_version += 1;
+                }
+                _ => {}
+            }
+        }
+        true
     }
 
     /// Keeps the part of a head that arrived in this read, for when the rest comes.
@@ -214,20 +291,33 @@ impl Scanner {
     /// A complete head (its final `tail` in this read): decide what follows it, as hyper would.
     fn end_head(&mut self, tail: &[u8]) {
         let oversized = std::mem::take(&mut self.oversized);
+        let first = std::mem::take(&mut self.first);
         let spill = std::mem::take(&mut self.spill);
+        let next = |head: &[u8]| if first { opening(head) } else { framing(head) };
         self.state = if oversized {
             State::Opaque
         } else if spill.is_empty() {
-            framing(tail)
+            next(tail)
         } else {
             let mut head = spill;
             head.extend_from_slice(tail);
-            let next = framing(&head);
+            let next = next(&head);
             // Keep the allocation for the next head that spans reads.
             head.clear();
             self.spill = head;
             next
         };
+    }
+}
+
+/// The connection's first head: the start of the HTTP/2 preface, or an HTTP/1 request. (A
+/// first line of three words whose last is not an `HTTP/` version has already been refused by
+/// [`Scanner::request_line_so_far`]; anything else malformed is hyper's to answer with 400.)
+fn opening(head: &[u8]) -> State {
+    if head == b"PRI * HTTP/2.0\r\n\r\n" {
+        State::PrefaceTail(0)
+    } else {
+        framing(head)
     }
 }
 
@@ -376,6 +466,9 @@ enum Refusal {
     Poison(usize),
     /// A read error, once.
     Fail,
+    /// This much of [`GOAWAY_PROTOCOL_ERROR`] has been written to the client; end of input for
+    /// hyper once it all has.
+    GoAway(usize),
     /// End of input from now on.
     Done,
 }
@@ -400,7 +493,7 @@ impl<IO> BareLfGuard<IO> {
     }
 }
 
-impl<IO: AsyncRead + Unpin> AsyncRead for BareLfGuard<IO> {
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for BareLfGuard<IO> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -426,6 +519,23 @@ impl<IO: AsyncRead + Unpin> AsyncRead for BareLfGuard<IO> {
                     "bare LF in chunked framing",
                 )));
             }
+            Refusal::GoAway(mut sent) => {
+                while sent < GOAWAY_PROTOCOL_ERROR.len() {
+                    match Pin::new(&mut this.io).poll_write(cx, &GOAWAY_PROTOCOL_ERROR[sent..]) {
+                        Poll::Ready(Ok(n)) if n > 0 => {
+                            sent += n;
+                            this.refusal = Refusal::GoAway(sent);
+                        }
+                        Poll::Ready(Ok(_)) | Poll::Ready(Err(_)) => break,
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                if sent == GOAWAY_PROTOCOL_ERROR.len() {
+                    std::task::ready!(Pin::new(&mut this.io).poll_flush(cx))?;
+                }
+                this.refusal = Refusal::Done;
+                return Poll::Ready(Ok(()));
+            }
             Refusal::Done => return Poll::Ready(Ok(())),
         }
         let before = buf.filled().len();
@@ -445,6 +555,14 @@ impl<IO: AsyncRead + Unpin> AsyncRead for BareLfGuard<IO> {
                     // empty read would mean end of input.
                     return Pin::new(this).poll_read(cx, buf);
                 }
+            }
+            Verdict::NotHttp => {
+                tracing::debug!("neither HTTP/1 nor the HTTP/2 preface; GOAWAY(PROTOCOL_ERROR)");
+                // Nothing of this reaches hyper, so hyper writes nothing that could follow the
+                // GOAWAY; it sees the end of input (after whatever it already read) and closes.
+                buf.set_filled(before);
+                this.refusal = Refusal::GoAway(0);
+                return Pin::new(this).poll_read(cx, buf);
             }
             Verdict::BadChunk(at) => {
                 tracing::debug!("bad chunked framing (bare LF?); closing");
@@ -505,6 +623,7 @@ mod tests {
                     Verdict::Pass => Verdict::Pass,
                     Verdict::BareLfInHead(at) => Verdict::BareLfInHead(split + at),
                     Verdict::BadChunk(at) => Verdict::BadChunk(split + at),
+                    Verdict::NotHttp => Verdict::NotHttp,
                 },
                 other => other,
             };
@@ -563,6 +682,17 @@ mod tests {
         // The HTTP/2 preface, then binary frames full of LFs.
         let s = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\n\x04\n\n";
         assert_all(s, Verdict::Pass);
+        // Neither HTTP/1 nor the HTTP/2 preface (h2spec 3.5/2), or a preface that goes wrong.
+        assert_all(b"INVALID CONNECTION PREFACE\r\n\r\n", Verdict::NotHttp);
+        assert_all(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n", Verdict::NotHttp);
+        // Malformed HTTP/1 (too few words) is left to hyper's 400.
+        assert_all(b"GARBAGE\r\n\r\n", Verdict::Pass);
+        assert_all(b"GET /\r\n\r\n", Verdict::Pass);
+        // Only the first head is judged so: later ones are hyper's to refuse.
+        assert_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\nINVALID CONNECTION PREFACE\r\n\r\n",
+            Verdict::Pass,
+        );
     }
 
     trait Tap {

@@ -337,3 +337,47 @@ async fn silent_tunnel_is_closed_and_metered() {
     );
     proxy.assert_no_panic();
 }
+
+/// RFC 9113 §3.4 (h2spec 3.5/2): a connection that opens with neither an HTTP/1 request line
+/// nor the HTTP/2 preface is answered with SETTINGS and GOAWAY(PROTOCOL_ERROR), then closed;
+/// before, hyper took it for HTTP/1 and wrote a 400 that an HTTP/2 client cannot read. A broken
+/// HTTP/1 request line still gets its 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_connection_preface_gets_goaway_protocol_error() {
+    let up = TestUpstream::start().await;
+    let proxy = ProxyBuilder::new(&up.url()).start();
+    let settings_then_goaway = [
+        0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+    ];
+    for opening in [
+        &b"INVALID CONNECTION PREFACE\r\n\r\n"[..],
+        b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n",
+    ] {
+        let (answer, closed) = raw_bytes_until_close(proxy.addr, opening).await;
+        assert_eq!(
+            answer,
+            settings_then_goaway,
+            "{:?}",
+            String::from_utf8_lossy(opening)
+        );
+        assert!(closed);
+    }
+    let (answer, closed) = raw_bytes_until_close(proxy.addr, b"GET / HTTP/1.7\r\n\r\n").await;
+    assert!(answer.starts_with(b"HTTP/1.1 400"), "{answer:?}");
+    assert!(closed);
+    proxy.assert_no_panic();
+}
+
+async fn raw_bytes_until_close(addr: std::net::SocketAddr, bytes: &[u8]) -> (Vec<u8>, bool) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(4), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (out, true),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return (out, false),
+        }
+    }
+}
