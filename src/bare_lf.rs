@@ -117,6 +117,9 @@ pub struct Scanner {
     oversized: bool,
     /// No head has ended yet: the next one is the connection's first bytes.
     first: bool,
+    /// The current head may have a `Content-Length` or `Transfer-Encoding` line. Most heads
+    /// (GETs) have neither: then no body follows and the head need not be parsed at all.
+    framed: bool,
     /// In the connection's first request line: spaces seen, and how much of `HTTP/` matched after
     /// the second. hyper's parser refuses a wrong version as soon as its first byte arrives, so
     /// the line is judged byte by byte, not once complete.
@@ -131,6 +134,7 @@ impl Default for Scanner {
             spill: Vec::new(),
             oversized: false,
             first: true,
+            framed: false,
             first_spaces: 0,
             first_version: 0,
         }
@@ -229,6 +233,7 @@ impl Scanner {
                     let line = line + n;
                     i = lf + 1;
                     if line > 1 {
+                        self.framed |= may_frame(&buf[i..]);
                         self.state = State::Head {
                             line: 0,
                             lines: lines + 1,
@@ -292,14 +297,21 @@ impl Scanner {
     fn end_head(&mut self, tail: &[u8]) {
         let oversized = std::mem::take(&mut self.oversized);
         let first = std::mem::take(&mut self.first);
-        let spill = std::mem::take(&mut self.spill);
-        let next = |head: &[u8]| if first { opening(head) } else { framing(head) };
+        let framed = std::mem::take(&mut self.framed);
+        let next = |head: &[u8]| match (first, framed) {
+            (true, _) if head == b"PRI * HTTP/2.0\r\n\r\n" => State::PrefaceTail(0),
+            (_, true) => framing(head),
+            (_, false) => EMPTY_HEAD,
+        };
         self.state = if oversized {
             State::Opaque
-        } else if spill.is_empty() {
+        } else if !framed && !first {
+            self.spill.clear();
+            EMPTY_HEAD
+        } else if self.spill.is_empty() {
             next(tail)
         } else {
-            let mut head = spill;
+            let mut head = std::mem::take(&mut self.spill);
             head.extend_from_slice(tail);
             let next = next(&head);
             // Keep the allocation for the next head that spans reads.
@@ -310,15 +322,14 @@ impl Scanner {
     }
 }
 
-/// The connection's first head: the start of the HTTP/2 preface, or an HTTP/1 request. (A
-/// first line of three words whose last is not an `HTTP/` version has already been refused by
-/// [`Scanner::request_line_so_far`]; anything else malformed is hyper's to answer with 400.)
-fn opening(head: &[u8]) -> State {
-    if head == b"PRI * HTTP/2.0\r\n\r\n" {
-        State::PrefaceTail(0)
-    } else {
-        framing(head)
-    }
+/// Could a header line starting with `rest` be `Content-Length` or `Transfer-Encoding`? A line
+/// cut short by the end of the read counts when what there is could still become one.
+fn may_frame(rest: &[u8]) -> bool {
+    const NAMES: [&[u8]; 2] = [b"content-length:", b"transfer-encoding:"];
+    NAMES.iter().any(|name| {
+        let n = name.len().min(rest.len());
+        rest[..n].eq_ignore_ascii_case(&name[..n])
+    })
 }
 
 /// What follows a complete, CRLF-only head, by hyper's rules (`Server::parse` in
@@ -332,10 +343,9 @@ fn framing(head: &[u8]) -> State {
         // The h2 preface (`PRI * HTTP/2.0`) lands here, as does anything hyper answers with 400.
         _ => return State::Opaque,
     }
+    // CONNECT is framed like any request (as hyper does); the proxy refuses it with 400, so it
+    // never becomes a tunnel.
     let http11 = req.version == Some(1);
-    if req.method == Some("CONNECT") {
-        return State::Opaque;
-    }
     let (mut te, mut chunked, mut length) = (false, false, None::<u64>);
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("transfer-encoding") {
@@ -674,6 +684,12 @@ mod tests {
         assert_all(s.as_bytes(), Verdict::BadChunk(s.find("\nU").unwrap()));
         let s = "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\n\n";
         assert_all(s.as_bytes(), Verdict::BadChunk(s.find("\n\n").unwrap()));
+
+        // Header names in any case; a framing header that is not the first one.
+        let s = "POST /a HTTP/1.1\r\nHost: x\r\ncOnTeNt-LeNgTh: 3\r\n\r\na\nbGET /b HTTP/1.1\nHost: x\r\n\r\n";
+        assert_all(s.as_bytes(), at(s, "\nHost: x\r\n\r\n"));
+        let s = "POST /a HTTP/1.1\r\nHost: x\r\nX-Content-Length: 3\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_all(s.as_bytes(), Verdict::Pass);
 
         // Content-Length ignored beside chunked, as hyper does.
         let s = "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /b HTTP/1.1\nHost: x\r\n\r\n";
