@@ -251,6 +251,14 @@ pub struct LimitsConfig {
     /// pool, like nginx's worker processes. 0: one per CPU core.
     #[serde(default)]
     pub workers: usize,
+    /// A connection with no request in progress (HTTP/1.1) or no open stream (HTTP/2) for this
+    /// long is closed, HTTP/2 with a GOAWAY first. hyper keeps an HTTP/2 connection whose client
+    /// answers pings open for ever otherwise. (HTTP/1.1 also closes at `header_read_timeout`.)
+    #[serde(with = "duration_serde", default = "defaults::idle_timeout")]
+    pub idle_timeout: Duration,
+    /// An upgraded connection (WebSocket) with no byte either way for this long is closed.
+    #[serde(with = "duration_serde", default = "defaults::tunnel_idle_timeout")]
+    pub tunnel_idle_timeout: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -261,6 +269,8 @@ impl Default for LimitsConfig {
             shutdown_grace: defaults::shutdown_grace(),
             tls_handshake_timeout: defaults::tls_handshake_timeout(),
             workers: 0,
+            idle_timeout: defaults::idle_timeout(),
+            tunnel_idle_timeout: defaults::tunnel_idle_timeout(),
         }
     }
 }
@@ -408,6 +418,11 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SESSION_ASSERTION_TTL", "assertion.ttl"),
     ("SESSION_ASSERTION_SUBJECT_KEY", "assertion.subject_key"),
     ("SESSION_ASSERTION_HEADER", "assertion.header"),
+    ("SESSION_PROXY_IDLE_TIMEOUT", "limits.idle_timeout"),
+    (
+        "SESSION_PROXY_TUNNEL_IDLE_TIMEOUT",
+        "limits.tunnel_idle_timeout",
+    ),
 ];
 
 fn env_kind(field: &str) -> EnvKind {
@@ -710,6 +725,15 @@ impl Config {
         if let Some(assertion) = &self.assertion {
             assertion.validate()?;
         }
+        if self.limits.idle_timeout.is_zero() {
+            return Err(ConfigError::field("limits.idle_timeout", "must be > 0"));
+        }
+        if self.limits.tunnel_idle_timeout.is_zero() {
+            return Err(ConfigError::field(
+                "limits.tunnel_idle_timeout",
+                "must be > 0",
+            ));
+        }
         Ok(())
     }
 
@@ -972,6 +996,14 @@ mod defaults {
     }
     pub fn assertion_header() -> String {
         "X-Session-Assertion".into()
+    }
+    /// nginx's `keepalive_timeout`.
+    pub fn idle_timeout() -> Duration {
+        Duration::from_secs(75)
+    }
+    /// Long enough for an app that pings its WebSockets every minute or so.
+    pub fn tunnel_idle_timeout() -> Duration {
+        Duration::from_secs(300)
     }
 }
 

@@ -16,6 +16,10 @@
 //!   `Via`, upgrades, timeouts. [`proxy::target`] decides which request targets and `Host`s are
 //!   acceptable and removes dot-segments, [`proxy::forwarded`] writes the client-address headers
 //!   (`X-Forwarded-*`, `Forwarded`, `X-Real-IP`), [`proxy::trailers`] filters trailer sections.
+//! - [`bare_lf`] sits between the socket and hyper and refuses request heads with bare LF line
+//!   endings (400), following the HTTP/1 framing so that bodies are left alone.
+//! - [`tunnel`] relays upgraded connections (WebSocket) and carries the connection's slot,
+//!   shutdown and idle limits over to them.
 //! - [`error`] is the one place where failures become HTTP statuses.
 //! - [`metrics`] holds the Prometheus series; [`admin`] serves them with the probes (`/livez`,
 //!   `/readyz`, `/healthz`) and `/jwks.json` on a separate listener.
@@ -27,6 +31,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod bare_lf;
 pub mod config;
 pub mod error;
 pub mod handler;
@@ -37,4 +42,5 @@ pub mod server;
 pub mod session;
 pub mod telemetry;
 pub mod tls;
+pub mod tunnel;
 pub mod worker;

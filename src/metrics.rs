@@ -52,6 +52,11 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StoreLabels {
     driver: &'static str,
     op: &'static str,
@@ -85,6 +90,9 @@ pub struct Metrics {
     active_connections: Gauge<i64, std::sync::atomic::AtomicI64>,
     tls_handshakes: Counter,
     tls_failures: Counter,
+    tunnels_open: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Tunnel bytes relayed: client to upstream, upstream to client.
+    tunnel_bytes: [Counter; 2],
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -224,6 +232,24 @@ impl Metrics {
             tls_failures.clone(),
         );
 
+        let tunnels_open = Gauge::default();
+        registry.register(
+            "tunnels_open",
+            "Upgraded connections (WebSocket tunnels) open now",
+            tunnels_open.clone(),
+        );
+        let bytes_family = Family::<DirectionLabels, Counter>::default();
+        registry.register(
+            "tunnel_bytes",
+            "Bytes relayed through upgraded connections, by direction",
+            bytes_family.clone(),
+        );
+        let tunnel_bytes = ["client_to_upstream", "upstream_to_client"].map(|direction| {
+            bytes_family
+                .get_or_create(&DirectionLabels { direction })
+                .clone()
+        });
+
         Metrics {
             registry,
             requests,
@@ -240,6 +266,8 @@ impl Metrics {
             active_connections,
             tls_handshakes,
             tls_failures,
+            tunnels_open,
+            tunnel_bytes,
         }
     }
 
@@ -307,6 +335,21 @@ impl Metrics {
         self.active_connections.dec();
     }
 
+    pub fn tunnel_opened(&self) {
+        self.tunnels_open.inc();
+    }
+    pub fn tunnel_closed(&self) {
+        self.tunnels_open.dec();
+    }
+    /// The client-to-upstream byte counter, for the tunnel to add to as it writes.
+    pub fn tunnel_bytes_up(&self) -> &Counter {
+        &self.tunnel_bytes[0]
+    }
+    /// The upstream-to-client byte counter.
+    pub fn tunnel_bytes_down(&self) -> &Counter {
+        &self.tunnel_bytes[1]
+    }
+
     pub fn tls_handshake(&self, ok: bool) {
         if ok {
             self.tls_handshakes.inc();
@@ -339,5 +382,12 @@ mod tests {
         assert!(text.contains("session_proxy_requests_total{method=\"OTHER\",status=\"5xx\"} 1"));
         assert!(text.contains("session_proxy_cookie_rejections_total{reason=\"expired\"} 1"));
         assert!(text.contains("session_proxy_store_errors_total{driver=\"cookie\",op=\"load\"} 1"));
+        m.tunnel_opened();
+        m.tunnel_bytes_down().inc_by(5);
+        let text = m.render();
+        assert!(text.contains("session_proxy_tunnels_open 1"), "{text}");
+        assert!(
+            text.contains("session_proxy_tunnel_bytes_total{direction=\"upstream_to_client\"} 5")
+        );
     }
 }

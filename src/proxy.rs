@@ -24,7 +24,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -400,23 +400,9 @@ impl Upstream {
     }
 }
 
-/// Relays bytes both ways once client and upstream have both switched protocols.
-pub fn splice_upgrade(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
-    tokio::spawn(async move {
-        let (client, upstream) = match tokio::try_join!(client, upstream) {
-            Ok(pair) => pair,
-            Err(e) => {
-                tracing::debug!(error = %e, "upgrade did not complete");
-                return;
-            }
-        };
-        let mut client = TokioIo::new(client);
-        let mut upstream = TokioIo::new(upstream);
-        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-            tracing::debug!(error = %e, "upgraded connection ended with an error");
-        }
-    });
-}
+/// Relays bytes both ways once client and upstream have both switched protocols; the tunnel's
+/// lifecycle (connection slot, shutdown, idle timeout, metrics) lives in [`crate::tunnel`].
+pub use crate::tunnel::splice as splice_upgrade;
 
 /// The protocol an HTTP/1.1 request asks to upgrade to, if it really asks (both `Upgrade` and the
 /// `upgrade` token in `Connection`). HTTP/2 has no such mechanism.

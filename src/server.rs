@@ -8,12 +8,20 @@
 //! every live connection to finish its in-flight request and close; each connection holds a clone
 //! of an `mpsc::Sender`, so when the receiver sees the channel close, every connection is gone. The
 //! wait is bounded by `limits.shutdown_grace`.
+//!
+//! An upgraded connection (WebSocket) outlives hyper's connection task, so the slot and the
+//! shutdown token travel with it into [`crate::tunnel`]: the slot is freed, and shutdown stops
+//! waiting, only when the socket is closed.
+//!
+//! Idle connections: `limits.idle_timeout` closes a connection with no request in progress
+//! (HTTP/1.1) or no open stream (HTTP/2, with a GOAWAY first); see `Activity`. Every client
+//! byte passes through [`crate::bare_lf::BareLfGuard`] before hyper parses it.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,9 +32,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::admin::{self, Readiness};
+use crate::bare_lf::{BareLfGuard, Upgraded, MAX_HEAD};
 use arc_swap::ArcSwap;
 
 use crate::config::{Config, Driver, LimitsConfig, Overrides};
@@ -40,6 +49,7 @@ use crate::session::store::StoreError;
 use crate::session::store::{now_millis, SessionStore};
 use crate::session::SessionLayer;
 use crate::tls::{Tls, TlsError};
+use crate::tunnel::{self, TunnelContext};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -215,6 +225,10 @@ impl Server {
                 _alive: alive_tx.clone(),
                 handshake_timeout: self.limits.tls_handshake_timeout,
                 header_read_timeout: self.limits.header_read_timeout,
+                idle_timeout: self.limits.idle_timeout,
+                shutdown_grace: self.limits.shutdown_grace,
+                tunnel_idle_timeout: self.limits.tunnel_idle_timeout,
+                slot: None,
             },
             permits: Arc::new(Semaphore::new(permits)),
         };
@@ -313,6 +327,10 @@ impl Server {
                                 _alive: alive_tx,
                                 handshake_timeout: limits.tls_handshake_timeout,
                                 header_read_timeout: limits.header_read_timeout,
+                                idle_timeout: limits.idle_timeout,
+                                shutdown_grace: limits.shutdown_grace,
+                                tunnel_idle_timeout: limits.tunnel_idle_timeout,
+                                slot: None,
                             },
                             permits,
                         };
@@ -418,6 +436,13 @@ struct ConnContext {
     _alive: mpsc::Sender<()>,
     handshake_timeout: Duration,
     header_read_timeout: Duration,
+    idle_timeout: Duration,
+    /// For tunnels: how long they get after SIGTERM, and how long they may be silent.
+    shutdown_grace: Duration,
+    tunnel_idle_timeout: Duration,
+    /// This connection's `max_connections` slot (set per connection by the accept loop). Shared
+    /// with the tunnel if the connection is upgraded, so the slot is held until the socket closes.
+    slot: Option<Arc<OwnedSemaphorePermit>>,
 }
 
 /// How a listener turns an accepted TCP stream into served HTTP.
@@ -461,10 +486,11 @@ impl AcceptContext {
             };
             let _ = stream.set_nodelay(true);
             let listen = make();
-            let ctx = self.conn.clone();
+            let mut ctx = self.conn.clone();
+            // Freed when the connection and any tunnel it became are both gone.
+            ctx.slot = Some(Arc::new(permit));
             tokio::spawn(async move {
                 listen.serve(ctx, stream, peer).await;
-                drop(permit);
             });
         }
     }
@@ -481,11 +507,12 @@ impl Listen for Public {
         let app = self.app;
         let metrics = Arc::clone(&app.load().metrics);
         metrics.connection_opened();
+        let tunnels = Some(Arc::clone(&metrics));
         let _open = scopeguard(move || metrics.connection_closed());
         match self.tls {
             None => {
                 let info = ClientInfo { peer, tls: false };
-                serve_http(&ctx, stream, peer, move |req| {
+                serve_http(&ctx, stream, peer, tunnels, move |req| {
                     handler::handle(app.load_full(), req, info)
                 })
                 .await
@@ -509,7 +536,7 @@ impl Listen for Public {
                     }
                 };
                 let info = ClientInfo { peer, tls: true };
-                serve_http(&ctx, stream, peer, move |req| {
+                serve_http(&ctx, stream, peer, tunnels, move |req| {
                     handler::handle(app.load_full(), req, info)
                 })
                 .await
@@ -527,7 +554,7 @@ struct Admin {
 impl Listen for Admin {
     async fn serve(self, ctx: ConnContext, stream: tokio::net::TcpStream, peer: SocketAddr) {
         let (app, ready) = (self.app, self.ready);
-        serve_http(&ctx, stream, peer, move |req| {
+        serve_http(&ctx, stream, peer, None, move |req| {
             admin::handle(app.load_full(), Arc::clone(&ready), req)
         })
         .await
@@ -560,7 +587,7 @@ impl Listen for RedirectTo {
             https_port,
             pinned_host,
         } = self;
-        serve_http(&ctx, stream, peer, move |req| {
+        serve_http(&ctx, stream, peer, None, move |req| {
             let res = redirect(&req, https_port, pinned_host.as_deref());
             async move { res }
         })
@@ -607,19 +634,60 @@ fn redirect(
     res
 }
 
-async fn serve_http<IO, F, Fut>(ctx: &ConnContext, io: IO, peer: SocketAddr, handle: F)
-where
+/// Serves one connection. `tunnels`: the metrics an upgraded connection reports to (`None` on
+/// listeners that never upgrade).
+async fn serve_http<IO, F, Fut>(
+    ctx: &ConnContext,
+    io: IO,
+    peer: SocketAddr,
+    tunnels: Option<Arc<Metrics>>,
+    handle: F,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
 {
     let first_request = Arc::new(AtomicBool::new(false));
     let seen = Arc::clone(&first_request);
-    let service = service_fn(move |req| {
+    let upgraded = Arc::new(Upgraded::default());
+    let switched = Arc::clone(&upgraded);
+    let activity = Arc::new(Activity::new());
+    let streams = Arc::clone(&activity);
+    let tunnel = TunnelContext {
+        slot: ctx.slot.clone(),
+        alive: Some(ctx._alive.clone()),
+        stop: Some(ctx.stop.clone()),
+        grace: ctx.shutdown_grace,
+        idle_timeout: ctx.tunnel_idle_timeout,
+        metrics: tunnels,
+        websocket: false,
+    };
+    let service = service_fn(move |req: Request<Incoming>| {
         seen.store(true, Ordering::Release);
+        let stream = streams.begin();
+        // Only a request that may switch protocols carries what a tunnel needs from us.
+        let upgrade = req
+            .headers()
+            .get(header::UPGRADE)
+            .map(|proto| TunnelContext {
+                websocket: proto.as_bytes().eq_ignore_ascii_case(b"websocket"),
+                ..tunnel.clone()
+            });
         let fut = handle(req);
-        async move { Ok::<_, Infallible>(fut.await) }
+        let switched = Arc::clone(&switched);
+        async move {
+            let res = match upgrade {
+                Some(ctx) => tunnel::scope(ctx, fut).await,
+                None => fut.await,
+            };
+            if res.status() == StatusCode::SWITCHING_PROTOCOLS {
+                // Before hyper writes the 101, so before the client sends tunnel bytes.
+                switched.set();
+            }
+            Ok::<_, Infallible>(res.map(|body| Tracked::new(body, stream)))
+        }
     });
+    let io = BareLfGuard::new(io, upgraded);
     let conn = ctx
         .builder
         .serve_connection_with_upgrades(TokioIo::new(io), service);
@@ -636,6 +704,11 @@ where
     let first_head = tokio::time::sleep(ctx.header_read_timeout);
     tokio::pin!(first_head);
     let mut first_head_due = true;
+    // `limits.idle_timeout`: checked when it could first have run out, then re-armed for when it
+    // next could (the last stream's end + the timeout), so an idle connection costs one timer.
+    let idle = tokio::time::sleep(ctx.idle_timeout);
+    tokio::pin!(idle);
+    let mut idle_goaway = false;
     loop {
         tokio::select! {
             result = conn.as_mut() => {
@@ -648,6 +721,29 @@ where
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
             }
+            _ = &mut idle => {
+                let now = tokio::time::Instant::now();
+                match activity.idle_for() {
+                    Some(idle_for) if idle_for >= ctx.idle_timeout => {
+                        if idle_goaway {
+                            // Told to finish (GOAWAY sent) a whole idle period ago and still
+                            // open: a client that never acknowledges the GOAWAY's ping. Hang up.
+                            tracing::debug!(%peer, "idle connection still open after GOAWAY; closing");
+                            return;
+                        }
+                        tracing::debug!(%peer, "no request for limits.idle_timeout; closing");
+                        idle_goaway = true;
+                        if !stopping {
+                            stopping = true;
+                            // HTTP/2: GOAWAY, then close (no stream is open). HTTP/1.1: close.
+                            conn.as_mut().graceful_shutdown();
+                        }
+                        idle.as_mut().reset(now + ctx.idle_timeout);
+                    }
+                    Some(idle_for) => idle.as_mut().reset(now + (ctx.idle_timeout - idle_for)),
+                    None => idle.as_mut().reset(now + ctx.idle_timeout),
+                }
+            }
             _ = &mut first_head, if first_head_due => {
                 first_head_due = false;
                 if !first_request.load(Ordering::Acquire) {
@@ -659,6 +755,90 @@ where
     }
 }
 
+/// One connection's streams in progress (HTTP/2) or request in progress (HTTP/1.1), and when the
+/// last one ended: what `limits.idle_timeout` measures. A stream lasts until its response body
+/// has been sent (or the stream reset), not just until the response head: a long download is
+/// not idleness.
+struct Activity {
+    start: tokio::time::Instant,
+    open: AtomicUsize,
+    /// Milliseconds from `start` to the end of the last stream.
+    last_end_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            start: tokio::time::Instant::now(),
+            open: AtomicUsize::new(0),
+            last_end_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn begin(self: &Arc<Self>) -> StreamGuard {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        StreamGuard(Arc::clone(self))
+    }
+
+    /// How long the connection has had no open stream; `None` while one is open.
+    fn idle_for(&self) -> Option<Duration> {
+        if self.open.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let since_start = self.start.elapsed();
+        let last = Duration::from_millis(self.last_end_ms.load(Ordering::Acquire));
+        Some(since_start.saturating_sub(last))
+    }
+}
+
+/// Ends its stream when dropped: with the response body, or with the service future if the
+/// stream was reset before the response.
+struct StreamGuard(Arc<Activity>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let a = &self.0;
+        let ms = u64::try_from(a.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        a.last_end_ms.store(ms, Ordering::Release);
+        a.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that holds its stream open (see [`Activity`]) until hyper drops it.
+    struct Tracked<B> {
+        #[pin]
+        inner: B,
+        stream: StreamGuard,
+    }
+}
+
+impl<B> Tracked<B> {
+    fn new(inner: B, stream: StreamGuard) -> Self {
+        Tracked { inner, stream }
+    }
+}
+
+impl<B: hyper::body::Body> hyper::body::Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 fn connection_builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -666,7 +846,7 @@ fn connection_builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true)
-        .max_buf_size(64 * 1024);
+        .max_buf_size(MAX_HEAD);
     builder
         .http2()
         .timer(TokioTimer::new())

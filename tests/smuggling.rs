@@ -26,11 +26,10 @@ enum Expect {
     /// client connection closed after its response. Used where RFC 9112 §6.1 lets a server
     /// process CL+TE by Transfer-Encoding alone provided it closes the connection.
     RefusedOrClosed,
-    /// Known gap, not asserted here: hyper (httparse) accepts a bare LF as a line end (RFC 9112
-    /// §2.2 allows it). The proxy re-serializes with CRLF, so the upstream parses exactly what the
-    /// proxy parsed, but a front end that reads bare LF differently could disagree with the proxy.
-    /// `bare_lf_is_refused` (ignored) asserts `Refused` for these and fails today.
-    KnownGapBareLf,
+    /// A bare LF line end in a request head: a 400 (from the proxy's bare-LF guard, see
+    /// `src/bare_lf.rs`) with nothing forwarded. Kept apart so `bare_lf_is_refused` can run just
+    /// these; asserted like `Refused`.
+    BareLf,
 }
 
 struct Case {
@@ -153,12 +152,12 @@ fn cases() -> Vec<Case> {
             format!(
                 "GET /first HTTP/1.1\r\nHost: app.test\r\nX-Note: a\nContent-Length: {smuggled_len}\r\n\r\n{SMUGGLED}"
             ),
-            KnownGapBareLf,
+            BareLf,
         ),
         case(
             "bare LF line endings throughout",
             format!("GET /first HTTP/1.1\nHost: app.test\n\n{SMUGGLED}"),
-            KnownGapBareLf,
+            BareLf,
         ),
         case(
             "bare LF in chunk framing",
@@ -234,8 +233,8 @@ fn status_codes(answer: &str) -> Vec<u16> {
 }
 
 /// Runs `cases` against one proxy (a fresh client connection each) and returns the Markdown rows
-/// and the failures; `strict` asserts `Refused` for the known-gap cases too.
-async fn run_cases(cases: Vec<Case>, strict: bool) -> (Vec<String>, Vec<String>) {
+/// and the failures.
+async fn run_cases(cases: Vec<Case>) -> (Vec<String>, Vec<String>) {
     let up = RawUpstream::start(Mode::Answer(OK_2.to_vec())).await;
     let proxy = ProxyBuilder::new(&up.url()).start();
 
@@ -274,15 +273,10 @@ async fn run_cases(cases: Vec<Case>, strict: bool) -> (Vec<String>, Vec<String>)
             ),
         };
         let expect = match case.expect {
-            Expect::KnownGapBareLf if strict => Expect::Refused,
+            Expect::BareLf => Expect::Refused,
             other => other,
         };
-        let note = if expect == Expect::KnownGapBareLf {
-            " **known gap**"
-        } else {
-            ""
-        };
-        rows.push(format!("| {} | {}{} | {} |", case.name, shown, note, saw));
+        rows.push(format!("| {} | {} | {} |", case.name, shown, saw));
 
         let mut problems = Vec::new();
         let refused = codes.first().is_some_and(|c| (400..500).contains(c));
@@ -338,7 +332,7 @@ async fn run_cases(cases: Vec<Case>, strict: bool) -> (Vec<String>, Vec<String>)
                     }
                 }
             }
-            Expect::KnownGapBareLf => problems.clear(),
+            Expect::BareLf => unreachable!("mapped to Refused above"),
         }
         if !problems.is_empty() {
             failures.push(format!("{}: {}", case.name, problems.join("; ")));
@@ -353,7 +347,7 @@ async fn run_cases(cases: Vec<Case>, strict: bool) -> (Vec<String>, Vec<String>)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smuggling_and_framing_cases() {
-    let (rows, failures) = run_cases(cases(), false).await;
+    let (rows, failures) = run_cases(cases()).await;
     println!("\n| case | proxy's answer | upstream received |\n|---|---|---|");
     for row in &rows {
         println!("{row}");
@@ -362,17 +356,102 @@ async fn smuggling_and_framing_cases() {
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
 
-/// The known gap, asserted strictly: fails today (hyper accepts bare LF). Run with `--ignored`.
+/// Bare LF line ends in a request head (issue 17): hyper would accept them, the guard makes it a
+/// 400 and a close, and nothing reaches the upstream. Stricter than `Refused`: a 400, exactly one,
+/// and the connection closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: hyper accepts bare LF line endings; see Expect::KnownGapBareLf"]
 async fn bare_lf_is_refused() {
-    let lf: Vec<Case> = cases()
+    let mut lf: Vec<Case> = cases()
         .into_iter()
-        .filter(|c| c.expect == Expect::KnownGapBareLf)
+        .filter(|c| c.expect == Expect::BareLf)
         .collect();
-    let (rows, failures) = run_cases(lf, true).await;
-    println!("{}", rows.join("\n"));
+    lf.push(case(
+        "bare LF ends the head",
+        format!("GET /first HTTP/1.1\r\nHost: app.test\r\n\n{SMUGGLED}"),
+        Expect::BareLf,
+    ));
+    lf.push(case(
+        "bare LF before the request line",
+        format!("\nGET /first HTTP/1.1\r\nHost: app.test\r\n\r\n{SMUGGLED}"),
+        Expect::BareLf,
+    ));
+    lf.push(case(
+        "bare LF after the request line only",
+        format!("GET /first HTTP/1.1\nHost: app.test\r\n\r\n{SMUGGLED}"),
+        Expect::BareLf,
+    ));
+    let up = RawUpstream::start(Mode::Answer(OK_2.to_vec())).await;
+    let proxy = ProxyBuilder::new(&up.url()).start();
+    let mut failures = Vec::new();
+    for case in &lf {
+        let (answer, closed) =
+            raw_until_close(proxy.addr, &case.bytes, Duration::from_secs(4)).await;
+        if status_codes(&answer) != [400] || !closed {
+            failures.push(format!(
+                "{}: expected one 400 and a close, got {answer:?} (closed: {closed})",
+                case.name
+            ));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(up.bytes().is_empty(), "{:?}", up.requests());
+    // The table-driven checks too (nothing forwarded, no stray bytes).
+    let (_, more) = run_cases(lf).await;
+    failures.extend(more);
+    proxy.assert_no_panic();
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// A valid request pipelined before a bare-LF one is answered first; then the 400 and the close.
+/// The second head is checked although it arrived in the same read as the first request's body,
+/// and the LFs in that body are data, not line ends.
+#[tokio::test]
+async fn bare_lf_after_a_pipelined_request_with_a_body() {
+    let up = RawUpstream::start(Mode::Answer(OK_2.to_vec())).await;
+    let proxy = ProxyBuilder::new(&up.url()).start();
+    let body = "a\nb\n\nc";
+    let first = format!(
+        "POST /first HTTP/1.1\r\nHost: app.test\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (answer, closed) = raw_until_close(
+        proxy.addr,
+        format!("{first}GET /second HTTP/1.1\nHost: app.test\r\n\r\n").as_bytes(),
+        Duration::from_secs(4),
+    )
+    .await;
+    assert_eq!(status_codes(&answer), [200, 400], "{answer}");
+    assert!(closed);
+    let seen = up.requests();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].request_line(), "POST /first HTTP/1.1");
+    assert_eq!(seen[0].body, body.as_bytes());
+
+    // The same pair with CRLF throughout: both served, body intact (LF in a body is data).
+    let (answer, _) = raw_until_close(
+        proxy.addr,
+        format!("{first}GET /second HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+        Duration::from_secs(4),
+    )
+    .await;
+    assert_eq!(status_codes(&answer), [200, 200], "{answer}");
+    let seen = up.requests();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(seen[1].body, body.as_bytes());
+    assert_eq!(seen[2].request_line(), "GET /second HTTP/1.1");
+
+    // Chunked: LFs inside chunk data are data; the head after the last chunk is checked.
+    let chunked = "POST /first HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\na\nb\r\n0\r\n\r\n";
+    let (answer, _) = raw_until_close(
+        proxy.addr,
+        format!("{chunked}GET /second HTTP/1.1\nHost: app.test\r\n\r\n").as_bytes(),
+        Duration::from_secs(4),
+    )
+    .await;
+    assert_eq!(status_codes(&answer), [200, 400], "{answer}");
+    assert_eq!(up.requests().len(), 4);
+    proxy.assert_no_panic();
 }
 
 /// RFC 9112 §3.2.2: a server must accept the absolute-form. When the client also sends the
