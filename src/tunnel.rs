@@ -313,7 +313,7 @@ mod tests {
         // Unmasked text "hi", then a masked 300-byte binary frame, fed a byte at a time.
         let mut wire = vec![0x81, 0x02, b'h', b'i'];
         wire.extend_from_slice(&[0x82, 0xfe, 0x01, 0x2c, 1, 2, 3, 4]);
-        wire.extend(std::iter::repeat(7).take(300));
+        wire.extend(std::iter::repeat_n(7, 300));
         for (i, b) in wire.iter().enumerate() {
             f.advance(std::slice::from_ref(b));
             let boundary = i == 3 || i == wire.len() - 1;
@@ -322,7 +322,7 @@ mod tests {
         // 64-bit length, all at once.
         let mut f = Frames::default();
         let mut wire = vec![0x82, 0x7f, 0, 0, 0, 0, 0, 0, 0x01, 0x00];
-        wire.extend(std::iter::repeat(0).take(255));
+        wire.extend(std::iter::repeat_n(0, 255));
         f.advance(&wire);
         assert!(!f.between());
         f.advance(&[0]);
