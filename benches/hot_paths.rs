@@ -62,7 +62,7 @@ fn cookie_store(c: &mut Criterion) {
         .unwrap();
     let store = CookieStore::new("session_id", SECRET, &[], None);
     let session = sample_session();
-    let sealed = store.seal(&session);
+    let sealed = store.seal(&session).unwrap();
     let now = now_millis();
     c.bench_function("cookie/open", |b| {
         b.iter(|| rt.block_on(store.load(&sealed, now)).unwrap())

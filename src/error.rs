@@ -71,6 +71,10 @@ pub enum ProxyError {
         source: crate::session::store::StoreError,
         retry_safe: bool,
     },
+    /// An invariant the proxy relies on did not hold (a bug, never the client's doing): 500 and an
+    /// error log, instead of a panic that would take the connection's other requests with it.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     /// The sealed session no longer fits in one cookie.
     #[error("session too large for a cookie: Set-Cookie would be {size} bytes (limit 4096)")]
     CookieTooLarge { size: usize },
@@ -95,7 +99,9 @@ impl ProxyError {
             ProxyError::StoreUnavailable(_) | ProxyError::StoreFailedAfterUpstream { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ProxyError::CookieTooLarge { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ProxyError::CookieTooLarge { .. } | ProxyError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             ProxyError::SessionTooLarge { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -119,6 +125,7 @@ impl ProxyError {
             ProxyError::StoreFailedAfterUpstream { .. } => {
                 "Service Unavailable: the request was processed but the session could not be saved\n"
             }
+            ProxyError::Internal(_) => "Internal Server Error\n",
             ProxyError::CookieTooLarge { .. } => {
                 "Internal Server Error: the session is too large to store in a cookie\n"
             }

@@ -158,6 +158,7 @@ fn log_failure(e: &ProxyError) {
             set_cookie_bytes = size,
             "session too large for the cookie store; response replaced by 500 and the client's cookie left as it was"
         ),
+        ProxyError::Internal(_) => tracing::error!(error = %e, "internal error; answered 500"),
         ProxyError::SessionTooLarge { size, limit } => tracing::error!(
             session_bytes = size,
             limit,

@@ -29,6 +29,9 @@
 //! - [`worker`] knows which worker thread is running, for per-worker connection pools.
 //! - [`telemetry`] sets up logging.
 #![forbid(unsafe_code)]
+// Nothing reachable from a request may panic: an invariant that does not hold must become an error
+// or a safe skip (the last round's DEL panic came from an `expect` whose invariant did not hold).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod admin;
 pub mod bare_lf;

@@ -1,4 +1,5 @@
 //! The `session-proxy` binary: parse arguments, load the config, call into the library.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

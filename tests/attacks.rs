@@ -66,7 +66,7 @@ async fn forged_cookie_under_another_secret_is_refused() {
         Duration::from_secs(3600),
     );
     std::sync::Arc::make_mut(&mut session.data).insert("user".into(), "admin".into());
-    let forged = forger.seal(&session);
+    let forged = forger.seal(&session).unwrap();
     let answer = get_with_cookie(proxy.addr, "/who", COOKIE, &forged).await;
     assert_no_session(&up, &answer, "forged under OTHER_SECRET");
     proxy.assert_no_panic();

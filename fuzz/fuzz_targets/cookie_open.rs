@@ -109,7 +109,7 @@ fuzz_target!(|input: Input<'_>| {
         last_seen: input.last_seen,
         expires: input.expires,
     };
-    let sealed = store.seal(&session);
+    let sealed = store.seal(&session).unwrap();
     match run(store.load(&sealed, input.now)) {
         Ok(Lookup::Found {
             session: back,

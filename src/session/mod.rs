@@ -197,8 +197,9 @@ impl SessionLayer {
             if value.len() > MAX_SET_COOKIE {
                 return Err(ProxyError::CookieTooLarge { size: value.len() });
             }
+            // Built from header-safe parts only (validated cookie attributes, base64 values).
             let value = HeaderValue::try_from(value)
-                .expect("Set-Cookie is built from header-safe parts only");
+                .map_err(|_| ProxyError::Internal("the Set-Cookie value is not a valid header"))?;
             headers.append(SET_COOKIE, value);
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }

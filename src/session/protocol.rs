@@ -108,12 +108,13 @@ fn header_name_for_key_ok(key: &str) -> bool {
 }
 
 /// The header value for one session value: the string itself when it is printable ASCII, otherwise
-/// its compact ASCII JSON. Never contains CR, LF or NUL, so it cannot split a header.
-pub fn header_value_for(value: &Value) -> HeaderValue {
+/// its compact ASCII JSON. Never contains CR, LF or NUL, so it cannot split a header. `None` only
+/// if that guarantee ever broke: the header is then left out rather than the request failed.
+pub fn header_value_for(value: &Value) -> Option<HeaderValue> {
     if let Value::String(s) = value {
         if is_printable_ascii(s) {
             if let Ok(v) = HeaderValue::from_str(s) {
-                return v;
+                return Some(v);
             }
         }
     }
@@ -128,15 +129,15 @@ fn is_printable_ascii(s: &str) -> bool {
 /// BMP), and control characters escaped as JSON requires, so the result is always a legal header
 /// value whatever the data holds.
 pub fn ascii_json(value: &Value) -> String {
-    String::from_utf8(ascii_json_bytes(value)).expect("the formatter writes ASCII only")
+    // The formatter writes ASCII only, so the lossy path never replaces anything.
+    String::from_utf8_lossy(&ascii_json_bytes(value)).into_owned()
 }
 
 fn ascii_json_bytes<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
     let mut ser = serde_json::Serializer::with_formatter(&mut out, AsciiFormatter);
-    value
-        .serialize(&mut ser)
-        .expect("writing to a Vec cannot fail");
+    // Writing to a Vec cannot fail, and a JSON map with string keys always serializes.
+    let _ = value.serialize(&mut ser);
     out
 }
 
@@ -163,9 +164,8 @@ pub fn json_len(data: &Data) -> usize {
 }
 
 /// A header value made from bytes we own, without copying them again.
-fn owned_header_value(bytes: Vec<u8>) -> HeaderValue {
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(bytes))
-        .expect("ASCII JSON is a valid header value")
+fn owned_header_value(bytes: Vec<u8>) -> Option<HeaderValue> {
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(bytes)).ok()
 }
 
 struct AsciiFormatter;
@@ -449,13 +449,15 @@ pub fn inject(headers: &mut HeaderMap, handle: &str, data: &Data) {
     if let Ok(v) = HeaderValue::from_str(handle) {
         headers.insert(ID_HEADER, v);
     }
-    headers.insert(DATA_HEADER, owned_header_value(ascii_json_bytes(data)));
+    if let Some(v) = owned_header_value(ascii_json_bytes(data)) {
+        headers.insert(DATA_HEADER, v);
+    }
     // `append` reports a name already present, so a collision costs nothing to detect; the
     // second pass runs only for the rare session that has one.
     let mut collided = false;
     for (key, value) in data {
-        if let Some(name) = header_name_for_key(key) {
-            collided |= headers.append(name, header_value_for(value));
+        if let (Some(name), Some(v)) = (header_name_for_key(key), header_value_for(value)) {
+            collided |= headers.append(name, v);
         }
     }
     if collided {
@@ -539,24 +541,33 @@ mod tests {
 
     #[test]
     fn header_values() {
-        assert_eq!(header_value_for(&json!("Ann")), "Ann");
-        assert_eq!(header_value_for(&json!("Jos\u{e9}")), "\"Jos\\u00e9\"");
-        assert_eq!(header_value_for(&json!("a\r\nb")), "\"a\\r\\nb\"");
-        assert_eq!(header_value_for(&json!(3)), "3");
-        assert_eq!(header_value_for(&json!(true)), "true");
-        assert_eq!(header_value_for(&json!(null)), "null");
+        assert_eq!(header_value_for(&json!("Ann")).unwrap(), "Ann");
         assert_eq!(
-            header_value_for(&json!({"a": [1, "x"]})),
+            header_value_for(&json!("Jos\u{e9}")).unwrap(),
+            "\"Jos\\u00e9\""
+        );
+        assert_eq!(header_value_for(&json!("a\r\nb")).unwrap(), "\"a\\r\\nb\"");
+        assert_eq!(header_value_for(&json!(3)).unwrap(), "3");
+        assert_eq!(header_value_for(&json!(true)).unwrap(), "true");
+        assert_eq!(header_value_for(&json!(null)).unwrap(), "null");
+        assert_eq!(
+            header_value_for(&json!({"a": [1, "x"]})).unwrap(),
             "{\"a\":[1,\"x\"]}"
         );
-        assert_eq!(header_value_for(&json!("\u{1F600}")), "\"\\ud83d\\ude00\"");
+        assert_eq!(
+            header_value_for(&json!("\u{1F600}")).unwrap(),
+            "\"\\ud83d\\ude00\""
+        );
     }
 
     /// Found by reading the code after fuzzing: a DEL in a value or key made `inject` panic on
     /// every request of that session.
     #[test]
     fn del_is_escaped_in_values_and_keys() {
-        assert_eq!(header_value_for(&json!("a\u{7f}b")), "\"a\\u007fb\"");
+        assert_eq!(
+            header_value_for(&json!("a\u{7f}b")).unwrap(),
+            "\"a\\u007fb\""
+        );
         let mut data = Data::new();
         data.insert("k\u{7f}".into(), json!("v\u{7f}"));
         let mut h = HeaderMap::new();

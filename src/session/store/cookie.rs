@@ -63,7 +63,7 @@ impl CookieStore {
     }
 
     /// Seals `session` under the current secret.
-    pub fn seal(&self, session: &Session) -> String {
+    pub fn seal(&self, session: &Session) -> Result<String, StoreError> {
         let record = Sealed {
             i: Cow::Borrowed(session.id.as_str()),
             c: session.created,
@@ -71,13 +71,19 @@ impl CookieStore {
             e: session.expires,
             d: Cow::Borrowed(&session.data),
         };
-        let plain = serde_json::to_string(&record).expect("a JSON map always serializes");
+        let sealing = |message: &str| StoreError::Backend {
+            driver: "cookie",
+            message: message.to_owned(),
+        };
+        let plain = serde_json::to_string(&record)
+            .map_err(|_| sealing("the session does not serialize"))?;
+        let key = self.keys.first().ok_or_else(|| sealing("no secret"))?;
         let mut jar = CookieJar::new();
-        jar.private_mut(&self.keys[0])
+        jar.private_mut(key)
             .add(Cookie::new(self.cookie_name.clone(), plain));
         jar.get(&self.cookie_name)
             .map(|c| c.value().to_owned())
-            .expect("the jar holds the cookie just added")
+            .ok_or_else(|| sealing("the sealed cookie is missing from the jar"))
     }
 }
 
@@ -110,11 +116,11 @@ impl SessionStore for CookieStore {
     }
 
     async fn create(&self, session: &Session) -> Result<Write, StoreError> {
-        Ok(Write::Stored(self.seal(session)))
+        Ok(Write::Stored(self.seal(session)?))
     }
 
     async fn update(&self, session: &Session, _delta: Delta<'_>) -> Result<Write, StoreError> {
-        Ok(Write::Stored(self.seal(session)))
+        Ok(Write::Stored(self.seal(session)?))
     }
 
     async fn regenerate(
@@ -123,7 +129,7 @@ impl SessionStore for CookieStore {
         session: &Session,
         _delta: Delta<'_>,
     ) -> Result<Write, StoreError> {
-        Ok(Write::Stored(self.seal(session)))
+        Ok(Write::Stored(self.seal(session)?))
     }
 
     async fn destroy(&self, _id: &SessionId) -> Result<(), StoreError> {
@@ -153,7 +159,7 @@ mod tests {
     async fn round_trip() {
         let store = CookieStore::new("sid", A, &[], None);
         let s = session();
-        let sealed = store.seal(&s);
+        let sealed = store.seal(&s).unwrap();
         match store.load(&sealed, 2_000).await.unwrap() {
             Lookup::Found { session, reseal } => {
                 assert_eq!(session.id, s.id);
@@ -167,7 +173,7 @@ mod tests {
     #[tokio::test]
     async fn tampering_and_foreign_keys_and_names_are_rejected() {
         let store = CookieStore::new("sid", A, &[], None);
-        let sealed = store.seal(&session());
+        let sealed = store.seal(&session()).unwrap();
         let mut bytes = sealed.clone().into_bytes();
         bytes[10] = if bytes[10] == b'A' { b'B' } else { b'A' };
         let flipped = String::from_utf8(bytes).unwrap();
@@ -202,7 +208,7 @@ mod tests {
         let store = CookieStore::new("sid", A, &[], None);
         let mut s = session();
         Arc::make_mut(&mut s.data).insert("f".into(), json!(-4.986884178005349e245));
-        match store.load(&store.seal(&s), 2_000).await.unwrap() {
+        match store.load(&store.seal(&s).unwrap(), 2_000).await.unwrap() {
             Lookup::Found { session, .. } => assert_eq!(session.data, s.data),
             other => panic!("{other:?}"),
         }
@@ -211,7 +217,7 @@ mod tests {
     #[tokio::test]
     async fn previous_secret_opens_and_asks_for_reseal() {
         let old = CookieStore::new("sid", B, &[], None);
-        let sealed = old.seal(&session());
+        let sealed = old.seal(&session()).unwrap();
         let rotated = CookieStore::new("sid", A, &[B.to_string()], None);
         assert!(matches!(
             rotated.load(&sealed, 2_000).await.unwrap(),
@@ -222,7 +228,7 @@ mod tests {
     #[tokio::test]
     async fn expiry_comes_from_the_sealed_timestamps() {
         let store = CookieStore::new("sid", A, &[], Some(Duration::from_secs(5)));
-        let sealed = store.seal(&session());
+        let sealed = store.seal(&session()).unwrap();
         assert!(matches!(
             store.load(&sealed, 7_000).await.unwrap(),
             Lookup::Rejected(Reject::Expired)
