@@ -201,11 +201,16 @@ async fn cli(yaml: &str, args: &[&str]) -> (i32, String, String) {
 #[tokio::test]
 async fn health_command_asks_the_configured_admin_listener() {
     let up = TestUpstream::start().await;
-    let port = dead_addr().port();
-    let builder = ProxyBuilder::new(&up.url()).set("admin_listen", &format!("0.0.0.0:{port}"));
-    let yaml = builder.yaml();
+    // Port 0 and read back: a port picked free and released can be taken before the proxy binds.
+    let builder = ProxyBuilder::new(&up.url()).set("admin_listen", "0.0.0.0:0");
+    let template = builder.yaml();
     let proxy = builder.start();
-    assert_eq!(proxy.admin_addr().port(), port);
+    let port = proxy.admin_addr().port();
+    let yaml = template.replace(
+        "admin_listen: 0.0.0.0:0",
+        &format!("admin_listen: 0.0.0.0:{port}"),
+    );
+    assert_ne!(yaml, template);
     let (code, out, err) = cli(&yaml, &["health"]).await;
     assert_eq!((code, out.as_str()), (0, "200 ready\n"), "{err}");
 

@@ -129,12 +129,8 @@ async fn curl_http2_speaks_to_the_proxy() {
 #[tokio::test]
 async fn redirect_listener_sends_308_to_https() {
     let up = TestUpstream::start().await;
-    let redirect_port = dead_addr().port();
-    let p = https_proxy(&up, |b| {
-        b.set("tls.redirect_http", &format!("127.0.0.1:{redirect_port}"))
-    });
-    let addr: SocketAddr = ([127, 0, 0, 1], redirect_port).into();
-    assert!(wait_for_port(addr, Duration::from_secs(5)));
+    let p = https_proxy(&up, |b| b.set("tls.redirect_http", "127.0.0.1:0"));
+    let addr = p.proxy.logged_addr("redirecting plain HTTP to HTTPS");
     let res = get(addr, "/some/path?q=1", &[("host", "example.test:80")]).await;
     assert_eq!(res.status, 308);
     assert_eq!(

@@ -474,10 +474,7 @@ async fn redirect_listener_refuses_foreign_authorities() {
         let mut b = ProxyBuilder::new(&up.url())
             .set("tls.cert", cert.to_str().unwrap())
             .set("tls.key", key.to_str().unwrap())
-            .set(
-                "tls.redirect_http",
-                &format!("127.0.0.1:{}", dead_addr().port()),
-            );
+            .set("tls.redirect_http", "127.0.0.1:0");
         if let Some(host) = pinned {
             b = b.set("tls.redirect_host", host);
         }
