@@ -1034,6 +1034,15 @@ mod tests {
         }
     }
 
+    /// The README is where operators look the variables up: every override must be listed there.
+    #[test]
+    fn every_env_override_is_in_the_readme() {
+        let readme = include_str!("../README.md");
+        for (var, field) in ENV_OVERRIDES {
+            assert!(readme.contains(var), "{var} ({field}) is not in README.md");
+        }
+    }
+
     #[test]
     fn minimal_config_gets_secure_defaults() {
         let c = load(&base(), &[]).unwrap();
