@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use http::Uri;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_yaml::Value;
+use serde_norway::Value;
 
 /// Minimum length of a session secret. AES-256-GCM keys are derived from it, and anything shorter is
 /// guessable enough that refusing to start is kinder than running.
@@ -472,7 +472,7 @@ impl Config {
         let mut tree: Value = if text.trim().is_empty() {
             Value::Mapping(Default::default())
         } else {
-            serde_yaml::from_str(text).map_err(|e| ConfigError::field("(file)", e.to_string()))?
+            serde_norway::from_str(text).map_err(|e| ConfigError::field("(file)", e.to_string()))?
         };
         if !tree.is_mapping() {
             return Err(ConfigError::field("(file)", "expected a mapping of keys"));
@@ -482,7 +482,7 @@ impl Config {
                 let value = match env_kind(field) {
                     EnvKind::Text => Value::String(raw.clone()),
                     EnvKind::Scalar => {
-                        serde_yaml::from_str(raw).unwrap_or_else(|_| Value::String(raw.clone()))
+                        serde_norway::from_str(raw).unwrap_or_else(|_| Value::String(raw.clone()))
                     }
                     EnvKind::List => Value::Sequence(
                         raw.split(',')
@@ -739,7 +739,7 @@ impl Config {
 
     /// The effective configuration as YAML, every secret and password replaced by `<redacted>`.
     pub fn to_redacted_yaml(&self) -> String {
-        serde_yaml::to_string(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+        serde_norway::to_string(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 }
 
@@ -775,7 +775,7 @@ fn is_cookie_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// serde_yaml appends "at line X column Y" of the re-serialized tree, which is meaningless to the
+/// serde_norway appends "at line X column Y" of the re-serialized tree, which is meaningless to the
 /// user after the env merge; the field path already says where.
 fn strip_location(msg: &str) -> String {
     match msg.find(" at line ") {
@@ -1070,6 +1070,16 @@ mod tests {
         match load(&yaml, &[]) {
             Err(e) => assert!(e.to_string().contains("tmeout"), "{e}"),
             Ok(_) => panic!(),
+        }
+    }
+
+    /// YAML 1.1 read `yes`/`no`/`on`/`off` as booleans; YAML 1.2 (and we) do not: a typo for a
+    /// security switch must be an error, never a silent string.
+    #[test]
+    fn yaml11_booleans_are_refused() {
+        for word in ["yes", "no", "on", "off", "Y"] {
+            let yaml = format!("{}  secure: {word}\n", base());
+            assert_eq!(err_field(&yaml, &[]), "sessions.secure", "{word}");
         }
     }
 

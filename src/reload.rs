@@ -104,11 +104,11 @@ impl Reloader {
             "sessions.idle_timeout",
         );
         note(
-            serde_yaml::to_string(&old.redis).ok() != serde_yaml::to_string(&new.redis).ok(),
+            serde_norway::to_string(&old.redis).ok() != serde_norway::to_string(&new.redis).ok(),
             "redis",
         );
         note(
-            serde_yaml::to_string(&old.limits).ok() != serde_yaml::to_string(&new.limits).ok(),
+            serde_norway::to_string(&old.limits).ok() != serde_norway::to_string(&new.limits).ok(),
             "limits",
         );
 
@@ -126,8 +126,8 @@ impl Reloader {
         }
         .with_metrics(Arc::clone(&current.metrics))
         .with_assertion(Assertion::from_config(&new)?);
-        let upstream = if serde_yaml::to_string(&old.upstream).ok()
-            == serde_yaml::to_string(&new.upstream).ok()
+        let upstream = if serde_norway::to_string(&old.upstream).ok()
+            == serde_norway::to_string(&new.upstream).ok()
             && old.trusted_proxies == new.trusted_proxies
         {
             Arc::clone(&current.upstream)

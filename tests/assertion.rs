@@ -126,9 +126,9 @@ fn verify(token: &str, set: &JwkSet, aud: &str) -> Result<Value, String> {
 /// Rewrites the proxy's `assertion` block in place (then send SIGHUP).
 fn edit_config(proxy: &TestProxy, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) {
     let text = std::fs::read_to_string(&proxy.config_path).unwrap();
-    let mut tree: Value = serde_yaml::from_str(&text).unwrap();
+    let mut tree: Value = serde_norway::from_str(&text).unwrap();
     edit(tree["assertion"].as_object_mut().unwrap());
-    std::fs::write(&proxy.config_path, serde_yaml::to_string(&tree).unwrap()).unwrap();
+    std::fs::write(&proxy.config_path, serde_norway::to_string(&tree).unwrap()).unwrap();
 }
 
 fn handle_of(cookie: &str) -> String {

@@ -26,12 +26,12 @@ fn is_dot_segment(seg: &str) -> bool {
 }
 
 fuzz_target!(|input: Input<'_>| {
-    if let Ok(s) = std::str::from_utf8(input.target) {
+    // The proxy hands normalize_path the URI's path: no query, no fragment.
+    if let Some(s) = std::str::from_utf8(input.target).ok().and_then(|s| s.split(['?', '#']).next()) {
         if let Ok(path) = target::normalize_path(s) {
             if s.starts_with('/') {
                 assert!(path.starts_with('/'), "{s:?} -> {path:?}");
-                let rest = path.split('?').next().unwrap_or("");
-                assert!(!rest.split('/').any(is_dot_segment), "{s:?} -> {path:?}");
+                assert!(!path.split('/').any(is_dot_segment), "{s:?} -> {path:?}");
                 assert!(!path.contains("%2f") || s.contains("%2f"), "{s:?} -> {path:?}");
             }
         }

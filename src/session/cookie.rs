@@ -318,7 +318,7 @@ mod tests {
 
     #[test]
     fn set_cookie_carries_the_configured_attributes() {
-        let cfg: SessionConfig = serde_yaml::from_str(
+        let cfg: SessionConfig = serde_norway::from_str(
             "cookie_name: sid\ndomain: example.com\npath: /app\nsame_site: Strict\nsecret: x",
         )
         .unwrap();

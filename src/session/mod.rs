@@ -421,7 +421,7 @@ mod tests {
 
     fn layer() -> SessionLayer {
         let cfg: SessionConfig =
-            serde_yaml::from_str("driver: memory\nsecret: 0123456789abcdef0123456789abcdef")
+            serde_norway::from_str("driver: memory\nsecret: 0123456789abcdef0123456789abcdef")
                 .unwrap();
         SessionLayer::new(
             Arc::new(Store::Memory(store::memory::MemoryStore::new(None))),

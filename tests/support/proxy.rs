@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_yaml::Value;
+use serde_norway::Value;
 
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_session-proxy")
@@ -29,7 +29,7 @@ impl ProxyBuilder {
             super::SECRET
         );
         ProxyBuilder {
-            tree: serde_yaml::from_str(&yaml).unwrap(),
+            tree: serde_norway::from_str(&yaml).unwrap(),
             env: HashMap::new(),
             args: Vec::new(),
         }
@@ -37,7 +37,7 @@ impl ProxyBuilder {
 
     /// Sets a dotted key (`sessions.max_age`) to a YAML value written as text (`2s`, `true`, `[a]`).
     pub fn set(mut self, dotted: &str, yaml: &str) -> ProxyBuilder {
-        let value: Value = serde_yaml::from_str(yaml).unwrap();
+        let value: Value = serde_norway::from_str(yaml).unwrap();
         let mut node = &mut self.tree;
         let parts: Vec<&str> = dotted.split('.').collect();
         for (i, part) in parts.iter().enumerate() {
@@ -69,7 +69,7 @@ impl ProxyBuilder {
     }
 
     pub fn yaml(&self) -> String {
-        serde_yaml::to_string(&self.tree).unwrap()
+        serde_norway::to_string(&self.tree).unwrap()
     }
 
     /// Starts the proxy and waits until it is listening.
