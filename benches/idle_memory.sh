@@ -91,6 +91,7 @@ if [ -n "${WRAP:-}" ]; then
     c=$(pgrep -f -n "^$BIN --config $work/proxy.yaml" || true)
     [ -n "$c" ] && { PID=$c; break; }; sleep 0.1
   done
+  pids+=("$PID")  # stopping the wrapper does not stop its child; the child's exit ends the wrapper
 fi
 cookie=$(curl -s -o /dev/null -D - "http://127.0.0.1:$PORT/login" | tr -d '\r' \
   | sed -n 's/^[Ss]et-[Cc]ookie: \(session_id=[^;]*\);.*/\1/p' | head -1)

@@ -24,7 +24,8 @@
 # each workload (of req/s: above 1.00x is better; of p99 and of the idle row's KiB per
 # connection: below 1.00x is better), then
 # the peak RSS of every process. Ratios, not absolute numbers, are what to compare: the machine
-# is shared. The idle row is memory (RSS growth / N, after the load rounds), which is not noisy.
+# is shared. The idle row is memory (RSS growth / N on fresh processes, before the load rounds),
+# which is not noisy.
 #
 # Builds the release profile (fat LTO: slow). For a quick local try, the ordinary cargo
 # environment overrides apply, e.g. CARGO_PROFILE_RELEASE_LTO=thin
@@ -33,6 +34,7 @@
 # Installs nginx-light, wrk, nghttp2-client (h2load) and redis-server with apt-get when missing.
 # Loopback only; every process it starts is stopped by PID when it exits.
 set -euo pipefail
+trap 'echo "benches/load.sh: line $LINENO failed: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
@@ -251,6 +253,26 @@ measure() { # target
   echo "${rps:-0} ${p50:--} ${p99:--} ${errs:-0}"
 }
 
+# The idle row first, on fresh processes: after the load rounds both allocators would serve
+# the idle connections from memory kept from the load, flattering both (nginx to ~0).
+idle_kib() { # name port cookie pid...
+  local name=$1 port=$2 cookie=$3; shift 3
+  local pidargs=()
+  for p in "$@"; do pidargs+=(--pid "$p"); done
+  python3 benches/idle_connections.py --port "$port" "${pidargs[@]}" --count "$IDLE" \
+    ${cookie:+--cookie "$cookie"} > "$work/idle_$name" 2>&1 || true
+  head -1 "$work/idle_$name" >&2
+  sed -n 's/.*errors=\([0-9]*\).*kib_per_conn=\([0-9.]*\).*/\2 \1/p' "$work/idle_$name"
+}
+ngx_workers=$(pgrep -P "$NGX_MASTER" | tr '\n' ' ')
+idle_ngx="- -"; idle_sp="- -"
+if [ "$IDLE" -gt 0 ]; then
+  echo "$IDLE idle keep-alive connections, nginx (its 2 workers):" >&2
+  idle_ngx=$(idle_kib nginx "$NGX" "" $ngx_workers); idle_ngx=${idle_ngx:-"- -"}
+  echo "$IDLE idle keep-alive connections, session-proxy (cookie store):" >&2
+  idle_sp=$(idle_kib cookie "$CK" "$CK_COOKIE" "$PID_cookie"); idle_sp=${idle_sp:-"- -"}
+fi
+
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS; $ROUNDS interleaved rounds; upstream: nginx, 1 worker, ${#BODY}-byte body" >&2
 for r in $(seq 1 "$ROUNDS"); do
   for t in "${targets[@]}"; do
@@ -264,24 +286,7 @@ rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 ngx_workers=$(pgrep -P "$NGX_MASTER" | tr '\n' ' ')
 ngx_peak=0
 for p in $ngx_workers "$NGX_MASTER"; do ngx_peak=$((ngx_peak + $(rss_kib "$p"))); done
-peaks="nginx $((ngx_peak / 1024)) MiB (master+2 workers); session-proxy cookie $(( $(rss_kib "$PID_cookie") / 1024 )) MiB, memory $(( $(rss_kib "$PID_memory") / 1024 )) MiB, redis $(( $(rss_kib "$PID_redis") / 1024 )) MiB, https $(( $(rss_kib "$PID_tls") / 1024 )) MiB"
-
-idle_kib() { # name port cookie pid...
-  local name=$1 port=$2 cookie=$3; shift 3
-  local pidargs=()
-  for p in "$@"; do pidargs+=(--pid "$p"); done
-  python3 benches/idle_connections.py --port "$port" "${pidargs[@]}" --count "$IDLE" \
-    ${cookie:+--cookie "$cookie"} > "$work/idle_$name" 2>&1 || true
-  head -1 "$work/idle_$name" >&2
-  sed -n 's/.*errors=\([0-9]*\).*kib_per_conn=\([0-9.]*\).*/\2 \1/p' "$work/idle_$name"
-}
-idle_ngx="- -"; idle_sp="- -"
-if [ "$IDLE" -gt 0 ]; then
-  echo "$IDLE idle keep-alive connections, nginx (its 2 workers):" >&2
-  idle_ngx=$(idle_kib nginx "$NGX" "" $ngx_workers); idle_ngx=${idle_ngx:-"- -"}
-  echo "$IDLE idle keep-alive connections, session-proxy (cookie store):" >&2
-  idle_sp=$(idle_kib cookie "$CK" "$CK_COOKIE" "$PID_cookie"); idle_sp=${idle_sp:-"- -"}
-fi
+peaks="nginx $((ngx_peak / 1024)) MiB (master+2 workers, incl. the idle test); session-proxy cookie (incl. the idle test) $(( $(rss_kib "$PID_cookie") / 1024 )) MiB, memory $(( $(rss_kib "$PID_memory") / 1024 )) MiB, redis $(( $(rss_kib "$PID_redis") / 1024 )) MiB, https $(( $(rss_kib "$PID_tls") / 1024 )) MiB"
 
 median() { { grep -v '^-$' || true; } | sort -g | awk '{a[NR]=$1} END {if (NR==0) print "-"; else print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 declare -A mrps mp50 mp99 merr
@@ -320,5 +325,5 @@ if [ "$IDLE" -gt 0 ]; then
 fi
 echo
 echo "median of $ROUNDS rounds; wrk -t$THREADS -c$CONNECTIONS -d$DURATION, h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS -D $secs on loopback; $(nproc) cores; $(date -u '+%F %H:%M UTC')"
-echo "$RESUME; idle row: growth of the summed VmRSS (nginx: its workers) / N, after the load rounds"
-echo "peak RSS (VmHWM) after the load rounds, before the idle test: $peaks"
+echo "$RESUME; idle row: growth of the summed VmRSS (nginx: its workers) / N, fresh processes"
+echo "peak RSS (VmHWM): $peaks"
