@@ -149,6 +149,7 @@ redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$
 wait_port "$UP"; wait_port "$NGX"; wait_port "$NGXS"; wait_port "$RPORT"
 
 SECRET=$("$BIN" keygen)
+declare -A PID
 start_proxy() { # name port driver [tls]
   cat > "$work/$1.yaml" <<EOF
 listen: 127.0.0.1:$2
@@ -168,7 +169,7 @@ EOF
     printf 'tls:\n  cert: %s\n  key: %s\n' "$work/cert.pem" "$work/key.pem" >> "$work/$1.yaml"
   fi
   RUST_LOG=warn "$BIN" --config "$work/$1.yaml" serve 2>"$work/$1.log" & pids+=($!)
-  eval "PID_$1=$!"
+  PID[$1]=$!
   wait_port "$2"
 }
 start_proxy cookie "$CK" cookie
@@ -270,7 +271,7 @@ if [ "$IDLE" -gt 0 ]; then
   echo "$IDLE idle keep-alive connections, nginx (its 2 workers):" >&2
   idle_ngx=$(idle_kib nginx "$NGX" "" $ngx_workers); idle_ngx=${idle_ngx:-"- -"}
   echo "$IDLE idle keep-alive connections, session-proxy (cookie store):" >&2
-  idle_sp=$(idle_kib cookie "$CK" "$CK_COOKIE" "$PID_cookie"); idle_sp=${idle_sp:-"- -"}
+  idle_sp=$(idle_kib cookie "$CK" "$CK_COOKIE" "${PID[cookie]}"); idle_sp=${idle_sp:-"- -"}
 fi
 
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS; $ROUNDS interleaved rounds; upstream: nginx, 1 worker, ${#BODY}-byte body" >&2
@@ -286,7 +287,7 @@ rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 ngx_workers=$(pgrep -P "$NGX_MASTER" | tr '\n' ' ')
 ngx_peak=0
 for p in $ngx_workers "$NGX_MASTER"; do ngx_peak=$((ngx_peak + $(rss_kib "$p"))); done
-peaks="nginx $((ngx_peak / 1024)) MiB (master+2 workers, incl. the idle test); session-proxy cookie (incl. the idle test) $(( $(rss_kib "$PID_cookie") / 1024 )) MiB, memory $(( $(rss_kib "$PID_memory") / 1024 )) MiB, redis $(( $(rss_kib "$PID_redis") / 1024 )) MiB, https $(( $(rss_kib "$PID_tls") / 1024 )) MiB"
+peaks="nginx $((ngx_peak / 1024)) MiB (master+2 workers, incl. the idle test); session-proxy cookie (incl. the idle test) $(( $(rss_kib "${PID[cookie]}") / 1024 )) MiB, memory $(( $(rss_kib "${PID[memory]}") / 1024 )) MiB, redis $(( $(rss_kib "${PID[redis]}") / 1024 )) MiB, https $(( $(rss_kib "${PID[tls]}") / 1024 )) MiB"
 
 median() { { grep -v '^-$' || true; } | sort -g | awk '{a[NR]=$1} END {if (NR==0) print "-"; else print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 declare -A mrps mp50 mp99 merr
