@@ -373,12 +373,41 @@ pub fn parse_set_line(line: &str, out: &mut Vec<(String, Value)>, bad: &mut Igno
         Err(_) if raw.starts_with(['[', '{']) && scan_json(raw) == Err(Malformed::TooDeep) => {
             Err(Malformed::TooDeep)
         }
+        // A number JSON cannot hold (`1e400`, 700 digits) was meant as a number: storing its text
+        // as a string would hand the app back another type (found by fuzzing control_headers).
+        Err(_) if is_json_number(raw) => Err(Malformed::InexactNumber),
         Err(_) => Ok(Value::String(raw.into())),
     };
     match value {
         Ok(value) => out.push((key.to_owned(), value)),
         Err(e) => bad.add(e),
     }
+}
+
+/// Whether `text` has the shape of a JSON number (RFC 8259 §6), whatever its size.
+fn is_json_number(text: &str) -> bool {
+    let b = text.strip_prefix('-').unwrap_or(text).as_bytes();
+    let int_len = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if int_len == 0 || (int_len > 1 && b[0] == b'0') {
+        return false;
+    }
+    let mut rest = &b[int_len..];
+    if let Some(frac) = rest.strip_prefix(b".") {
+        let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return false;
+        }
+        rest = &frac[n..];
+    }
+    if let Some(exp) = rest.strip_prefix(b"e").or_else(|| rest.strip_prefix(b"E")) {
+        let exp = exp
+            .strip_prefix(b"+")
+            .or_else(|| exp.strip_prefix(b"-"))
+            .unwrap_or(exp);
+        let n = exp.iter().take_while(|c| c.is_ascii_digit()).count();
+        return n > 0 && n == exp.len();
+    }
+    rest.is_empty()
 }
 
 /// One value of a JSON object line, already known to be syntactically valid JSON.
@@ -627,6 +656,24 @@ mod tests {
                 ("spaced".into(), json!(1)),
             ]
         );
+    }
+
+    #[test]
+    fn numbers_json_cannot_hold_are_refused_not_stored_as_text() {
+        let huge = format!("n={}", "7".repeat(700));
+        for line in [huge.as_str(), "n=1e400", "n=-1E+999"] {
+            let mut out = Vec::new();
+            let mut bad = Ignored::default();
+            parse_set_line(line, &mut out, &mut bad);
+            assert!(out.is_empty(), "{line}: {out:?}");
+            assert_eq!(bad.count(Malformed::InexactNumber), 1, "{line}");
+        }
+        for text in ["0", "-1", "1.5", "2e10", "1E-3"] {
+            assert!(is_json_number(text), "{text}");
+        }
+        for text in ["01", "1.", ".5", "1e", "-", "abc", "1x", "+1"] {
+            assert!(!is_json_number(text), "{text}");
+        }
     }
 
     #[test]
