@@ -71,16 +71,25 @@ pub fn apply(headers: &mut HeaderMap, hop: &Hop<'_>, trusted: &[IpNet]) {
     let kept = peer_trusted.then(|| Kept::take(headers));
     strip(headers);
 
-    let mut chain = String::new();
-    if let Some(prior) = kept.as_ref().and_then(|k| k.xff.as_deref()) {
-        chain.push_str(prior);
-        chain.push_str(", ");
+    // One header value for the peer's address, shared (a refcount) by X-Forwarded-For and
+    // X-Real-IP in the usual case of a client that is not a trusted proxy.
+    let peer_value = HeaderValue::try_from(peer.to_string()).ok();
+    let prior_chain = kept.as_ref().and_then(|k| k.xff.as_deref());
+    match (prior_chain, &peer_value) {
+        (Some(prior), _) => {
+            let chain = format!("{prior}, {peer}");
+            let real_ip = real_ip(&chain, trusted).unwrap_or(peer);
+            insert(headers, X_FORWARDED_FOR, chain);
+            insert(headers, X_REAL_IP, real_ip.to_string());
+        }
+        (None, Some(v)) => {
+            headers.insert(X_FORWARDED_FOR, v.clone());
+            headers.insert(X_REAL_IP, v.clone());
+        }
+        (None, None) => {}
     }
-    let _ = write!(chain, "{peer}");
-    let real_ip = real_ip(&chain, trusted).unwrap_or(peer);
-    insert(headers, X_FORWARDED_FOR, chain);
 
-    let mut forwarded = String::new();
+    let mut forwarded = String::with_capacity(64);
     if let Some(prior) = kept.as_ref().and_then(|k| k.forwarded.as_deref()) {
         forwarded.push_str(prior);
         forwarded.push_str(", ");
@@ -102,7 +111,6 @@ pub fn apply(headers: &mut HeaderMap, hop: &Hop<'_>, trusted: &[IpNet]) {
     if let Some(host) = kept.and_then(|k| k.host).or_else(|| hop.host.cloned()) {
         headers.insert(X_FORWARDED_HOST, host);
     }
-    insert(headers, X_REAL_IP, real_ip.to_string());
 }
 
 /// The values a trusted peer sent, taken before the family is stripped.
