@@ -9,7 +9,11 @@
 # committed lock; Debian's golang-go, standard library only, no module downloads), starts the app on
 # a free loopback port and target/debug/session-proxy in front of it (cookie store, secure: false, a
 # fresh secret from `session-proxy keygen`), then signs in, reloads, tries spoofed X-Session-*
-# headers and signs out with one cookie jar. One `ok`/`FAIL` line per check; the last line is always
+# headers and signs out with one cookie jar. Then again with the proxy signing X-Session-Assertion
+# (a fresh `keygen --assertion` key) and the app started with SESSION_PROXY_JWKS (the proxy's public
+# JWKS path) and SESSION_PROXY_AUDIENCE: the page must say "assertion: verified", and requests sent
+# straight to the app with forged or tampered headers must be anonymous. One `ok`/`FAIL` line per
+# check; the last line is always
 # `N passed, N failed`, and the exit status is non-zero on any failure. Every process it starts is
 # stopped by its PID on exit.
 set -uo pipefail
@@ -134,12 +138,18 @@ start_python() { PORT="$1" "$APPS/python/.venv/bin/python" "$APPS/python/app.py"
 start_node() { PORT="$1" node "$APPS/node/app.js" >"$2" 2>&1 & }
 start_go() { PORT="$1" "$WORK/go-app" >"$2" 2>&1 & }
 
-# start_proxy APP_PORT DIR: the real binary in front of the app, on a port it picks itself; its
-# address in $PROXY_ADDR. A clean environment, so no SESSION_* variable of the caller's applies.
+# start_proxy APP_PORT DIR [assertion]: the real binary in front of the app, on a port it picks
+# itself; its address in $PROXY_ADDR. A clean environment, so no SESSION_* variable of the
+# caller's applies. With `assertion`, it signs X-Session-Assertion with a new Ed25519 key.
 start_proxy() {
-  local secret
+  local secret assertion=""
   secret="$("$PROXY" keygen)" || return 1
+  if [ "${3-}" = assertion ]; then
+    "$PROXY" keygen --assertion --out "$2/assertion.pem" >&2 || return 1
+    assertion="assertion: { key: \"$2/assertion.pem\" }"
+  fi
   cat >"$2/proxy.yaml" <<EOF
+$assertion
 listen: 127.0.0.1:0
 upstream:
   url: http://127.0.0.1:$1
@@ -258,6 +268,46 @@ drive() {
   fetch -X POST "$base/logout" --data ''
 }
 
+# drive_assertion LANG APP_PORT: the checks with the assertion on, through the proxy at $PROXY_ADDR
+# and straight to the app, as whatever else could reach it would.
+drive_assertion() {
+  local l="$1" base="http://$PROXY_ADDR" app="http://127.0.0.1:$2" token forged
+  local spoof=(-H 'X-Session-User: admin' -H 'X-Session-Visits: 41'
+    -H 'X-Session-Data: {"user":"admin","visits":41}' -H 'X-Session-Id: admin')
+  JAR="$WORK/$l-jwt/jar"
+
+  fetch "$base/login" --data-urlencode 'name=Ann'
+  fetch "$base/"
+  signed_in_as Ann 1 && body_has '<p id="assertion">assertion: verified</p>'
+  result $? "$l (JWKS): after sign-in, GET / shows user Ann and \"assertion: verified\""
+
+  fetch "$base/"
+  signed_in_as Ann 2 && body_has 'assertion: verified'
+  result $? "$l (JWKS): a reload counts visit 2 (the session claim follows X-Session-Set)"
+  token="$(sed -n 's|.*<th>x-session-assertion</th><td>\([^<]*\)</td>.*|\1|p' "$WORK/body")"
+
+  JAR=""
+  fetch "$app/" "${spoof[@]}" -H 'X-Session-Assertion: garbage.not.ajwt'
+  sign_in_form && ! body_has admin
+  result $? "$l (JWKS): straight to the app, forged X-Session-Data/-User and a garbage assertion are anonymous"
+
+  fetch "$app/" "${spoof[@]}"
+  sign_in_form && ! body_has admin
+  result $? "$l (JWKS): straight to the app, forged X-Session-Data/-User and no assertion are anonymous"
+
+  # The real token's header and signature around claims that name admin: the signature must fail.
+  forged="$(printf '{"iss":"session-proxy","aud":"%s","exp":%d,"nbf":0,"session":{"user":"admin","visits":41}}' \
+    "$app" $(($(date +%s) + 60)) | base64 -w0 | tr '+/' '-_' | tr -d '=')"
+  fetch "$app/" "${spoof[@]}" -H "X-Session-Assertion: ${token%%.*}.$forged.${token##*.}"
+  [ -n "$token" ] && sign_in_form && ! body_has admin
+  result $? "$l (JWKS): straight to the app, a real signature over claims naming admin is anonymous"
+
+  # The real token with forged plain headers: the app believes the token, not X-Session-Data.
+  fetch "$app/" "${spoof[@]}" -H "X-Session-Assertion: $token"
+  [ -n "$token" ] && signed_in_as Ann 2 && ! body_has 'id="user">admin'
+  result $? "$l (JWKS): with a genuine assertion, the app takes the session from it, not X-Session-Data"
+}
+
 run_lang() {
   local l="$1" dir="$WORK/$1" port start=$SECONDS
   mkdir -p "$dir"
@@ -281,6 +331,28 @@ run_lang() {
   fi
   log "$l: app on 127.0.0.1:$port, proxy on $PROXY_ADDR"
   drive "$l"
+  stop_all
+
+  # Again with the assertion on. The proxy starts first (its port is the JWKS URL the app needs);
+  # the app fetches the JWKS on its first verification.
+  mkdir -p "$WORK/$l-jwt"
+  rm -f "$WORK/headers"
+  port="$(free_port)" || { result 1 "$l: find a free port"; return; }
+  if ! start_proxy "$port" "$WORK/$l-jwt" assertion; then
+    result 1 "$l (JWKS): the proxy starts with an assertion key"
+    stop_all
+    return
+  fi
+  SESSION_PROXY_JWKS="http://$PROXY_ADDR/.well-known/session-proxy/jwks.json" \
+    SESSION_PROXY_AUDIENCE="http://127.0.0.1:$port" "start_$l" "$port" "$WORK/$l-jwt/app.log"
+  PIDS+=("$!")
+  if ! wait_port "$!" "$port" "$WORK/$l-jwt/app.log"; then
+    result 1 "$l (JWKS): the app starts on port $port with SESSION_PROXY_JWKS"
+    stop_all
+    return
+  fi
+  log "$l (JWKS): app on 127.0.0.1:$port, proxy on $PROXY_ADDR"
+  drive_assertion "$l" "$port"
   stop_all
   log "$l: $((SECONDS - start)) s"
 }
