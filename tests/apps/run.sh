@@ -268,6 +268,20 @@ drive() {
   fetch -X POST "$base/logout" --data ''
 }
 
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+
+# sign_jwt KEY KID ISS AUD NBF EXP: an assertion for user Eve signed with the proxy's own key (as
+# the proxy would, but with the claims given), to show the app checks iss, aud and exp too.
+sign_jwt() {
+  local head body
+  head="$(printf '{"alg":"EdDSA","kid":"%s","typ":"JWT"}' "$2" | b64url)"
+  body="$(printf '{"iss":"%s","aud":"%s","iat":%d,"nbf":%d,"exp":%d,"sid":"x","session":{"user":"Eve","visits":0}}' \
+    "$3" "$4" "$5" "$5" "$6" | b64url)"
+  printf '%s.%s' "$head" "$body" >"$WORK/signing-input" # pkeyutl signs Ed25519 from a file only
+  printf '%s.%s.%s' "$head" "$body" \
+    "$(openssl pkeyutl -sign -inkey "$1" -rawin -in "$WORK/signing-input" | b64url)"
+}
+
 # drive_assertion LANG APP_PORT: the checks with the assertion on, through the proxy at $PROXY_ADDR
 # and straight to the app, as whatever else could reach it would.
 drive_assertion() {
@@ -306,6 +320,24 @@ drive_assertion() {
   fetch "$app/" "${spoof[@]}" -H "X-Session-Assertion: $token"
   [ -n "$token" ] && signed_in_as Ann 2 && ! body_has 'id="user">admin'
   result $? "$l (JWKS): with a genuine assertion, the app takes the session from it, not X-Session-Data"
+
+  # Tokens signed with the proxy's key: the control is accepted, so the other three are refused
+  # for their claims alone (another app's aud, expired, another issuer).
+  local key="$WORK/$l-jwt/assertion.pem" kid now bad=0
+  now="$(date +%s)"
+  kid="$(curl -sS --max-time 10 "$base/.well-known/session-proxy/jwks.json" |
+    grep -o '"kid":"[^"]*"' | head -n 1 | cut -d'"' -f4)"
+  fetch "$app/" -H "X-Session-Assertion: $(sign_jwt "$key" "$kid" session-proxy "$app" "$now" $((now + 60)))"
+  [ -n "$kid" ] && signed_in_as Eve 1 && body_has 'assertion: verified'
+  result $? "$l (JWKS): straight to the app, a token signed with the proxy's key is accepted (control)"
+
+  fetch "$app/" -H "X-Session-Assertion: $(sign_jwt "$key" "$kid" session-proxy http://127.0.0.1:1 "$now" $((now + 60)))"
+  sign_in_form || bad=1
+  fetch "$app/" -H "X-Session-Assertion: $(sign_jwt "$key" "$kid" session-proxy "$app" $((now - 70)) $((now - 10)))"
+  sign_in_form || bad=1
+  fetch "$app/" -H "X-Session-Assertion: $(sign_jwt "$key" "$kid" someone-else "$app" "$now" $((now + 60)))"
+  sign_in_form || bad=1
+  result $bad "$l (JWKS): the proxy's signature with another aud, an expired exp or another iss is anonymous"
 }
 
 run_lang() {
