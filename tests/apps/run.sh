@@ -9,7 +9,11 @@
 # committed lock; Debian's golang-go, standard library only, no module downloads), starts the app on
 # a free loopback port and target/debug/session-proxy in front of it (cookie store, secure: false, a
 # fresh secret from `session-proxy keygen`), then signs in, reloads, tries spoofed X-Session-*
-# headers and signs out with one cookie jar. One `ok`/`FAIL` line per check; the last line is always
+# headers and signs out with one cookie jar. Then again with the proxy signing X-Session-Assertion
+# (a fresh `keygen --assertion` key) and the app started with SESSION_PROXY_JWKS (the proxy's public
+# JWKS path) and SESSION_PROXY_AUDIENCE: the page must say "assertion: verified", and requests sent
+# straight to the app with forged or tampered headers must be anonymous. One `ok`/`FAIL` line per
+# check; the last line is always
 # `N passed, N failed`, and the exit status is non-zero on any failure. Every process it starts is
 # stopped by its PID on exit.
 set -uo pipefail
@@ -134,12 +138,18 @@ start_python() { PORT="$1" "$APPS/python/.venv/bin/python" "$APPS/python/app.py"
 start_node() { PORT="$1" node "$APPS/node/app.js" >"$2" 2>&1 & }
 start_go() { PORT="$1" "$WORK/go-app" >"$2" 2>&1 & }
 
-# start_proxy APP_PORT DIR: the real binary in front of the app, on a port it picks itself; its
-# address in $PROXY_ADDR. A clean environment, so no SESSION_* variable of the caller's applies.
+# start_proxy APP_PORT DIR [assertion]: the real binary in front of the app, on a port it picks
+# itself; its address in $PROXY_ADDR. A clean environment, so no SESSION_* variable of the
+# caller's applies. With `assertion`, it signs X-Session-Assertion with a new Ed25519 key.
 start_proxy() {
-  local secret
+  local secret assertion=""
   secret="$("$PROXY" keygen)" || return 1
+  if [ "${3-}" = assertion ]; then
+    "$PROXY" keygen --assertion --out "$2/assertion.pem" >&2 || return 1
+    assertion="assertion: { key: \"$2/assertion.pem\" }"
+  fi
   cat >"$2/proxy.yaml" <<EOF
+$assertion
 listen: 127.0.0.1:0
 upstream:
   url: http://127.0.0.1:$1
@@ -258,6 +268,78 @@ drive() {
   fetch -X POST "$base/logout" --data ''
 }
 
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+
+# sign_jwt KEY KID ISS AUD NBF EXP: an assertion for user Eve signed with the proxy's own key (as
+# the proxy would, but with the claims given), to show the app checks iss, aud and exp too.
+sign_jwt() {
+  local head body
+  head="$(printf '{"alg":"EdDSA","kid":"%s","typ":"JWT"}' "$2" | b64url)"
+  body="$(printf '{"iss":"%s","aud":"%s","iat":%d,"nbf":%d,"exp":%d,"sid":"x","session":{"user":"Eve","visits":0}}' \
+    "$3" "$4" "$5" "$5" "$6" | b64url)"
+  printf '%s.%s' "$head" "$body" >"$WORK/signing-input" # pkeyutl signs Ed25519 from a file only
+  printf '%s.%s.%s' "$head" "$body" \
+    "$(openssl pkeyutl -sign -inkey "$1" -rawin -in "$WORK/signing-input" | b64url)"
+}
+
+# drive_assertion LANG APP_PORT: the checks with the assertion on, through the proxy at $PROXY_ADDR
+# and straight to the app, as whatever else could reach it would.
+drive_assertion() {
+  local l="$1" base="http://$PROXY_ADDR" app="http://127.0.0.1:$2" token forged
+  local spoof=(-H 'X-Session-User: admin' -H 'X-Session-Visits: 41'
+    -H 'X-Session-Data: {"user":"admin","visits":41}' -H 'X-Session-Id: admin')
+  JAR="$WORK/$l-jwt/jar"
+
+  fetch "$base/login" --data-urlencode 'name=Ann'
+  fetch "$base/"
+  signed_in_as Ann 1 && body_has '<p id="assertion">assertion: verified</p>'
+  result $? "$l (JWKS): after sign-in, GET / shows user Ann and \"assertion: verified\""
+
+  fetch "$base/"
+  signed_in_as Ann 2 && body_has 'assertion: verified'
+  result $? "$l (JWKS): a reload counts visit 2 (the session claim follows X-Session-Set)"
+  token="$(sed -n 's|.*<th>x-session-assertion</th><td>\([^<]*\)</td>.*|\1|p' "$WORK/body")"
+
+  JAR=""
+  fetch "$app/" "${spoof[@]}" -H 'X-Session-Assertion: garbage.not.ajwt'
+  sign_in_form && ! body_has admin
+  result $? "$l (JWKS): straight to the app, forged X-Session-Data/-User and a garbage assertion are anonymous"
+
+  fetch "$app/" "${spoof[@]}"
+  sign_in_form && ! body_has admin
+  result $? "$l (JWKS): straight to the app, forged X-Session-Data/-User and no assertion are anonymous"
+
+  # The real token's header and signature around claims that name admin: the signature must fail.
+  forged="$(printf '{"iss":"session-proxy","aud":"%s","exp":%d,"nbf":0,"session":{"user":"admin","visits":41}}' \
+    "$app" $(($(date +%s) + 60)) | base64 -w0 | tr '+/' '-_' | tr -d '=')"
+  fetch "$app/" "${spoof[@]}" -H "X-Session-Assertion: ${token%%.*}.$forged.${token##*.}"
+  [ -n "$token" ] && sign_in_form && ! body_has admin
+  result $? "$l (JWKS): straight to the app, a real signature over claims naming admin is anonymous"
+
+  # The real token with forged plain headers: the app believes the token, not X-Session-Data.
+  fetch "$app/" "${spoof[@]}" -H "X-Session-Assertion: $token"
+  [ -n "$token" ] && signed_in_as Ann 2 && ! body_has 'id="user">admin'
+  result $? "$l (JWKS): with a genuine assertion, the app takes the session from it, not X-Session-Data"
+
+  # Tokens signed with the proxy's key: the control is accepted, so the other three are refused
+  # for their claims alone (another app's aud, expired, another issuer).
+  local key="$WORK/$l-jwt/assertion.pem" kid now bad=0
+  now="$(date +%s)"
+  kid="$(curl -sS --max-time 10 "$base/.well-known/session-proxy/jwks.json" |
+    grep -o '"kid":"[^"]*"' | head -n 1 | cut -d'"' -f4)"
+  fetch "$app/" -H "X-Session-Assertion: $(sign_jwt "$key" "$kid" session-proxy "$app" "$now" $((now + 60)))"
+  [ -n "$kid" ] && signed_in_as Eve 1 && body_has 'assertion: verified'
+  result $? "$l (JWKS): straight to the app, a token signed with the proxy's key is accepted (control)"
+
+  fetch "$app/" -H "X-Session-Assertion: $(sign_jwt "$key" "$kid" session-proxy http://127.0.0.1:1 "$now" $((now + 60)))"
+  sign_in_form || bad=1
+  fetch "$app/" -H "X-Session-Assertion: $(sign_jwt "$key" "$kid" session-proxy "$app" $((now - 70)) $((now - 10)))"
+  sign_in_form || bad=1
+  fetch "$app/" -H "X-Session-Assertion: $(sign_jwt "$key" "$kid" someone-else "$app" "$now" $((now + 60)))"
+  sign_in_form || bad=1
+  result $bad "$l (JWKS): the proxy's signature with another aud, an expired exp or another iss is anonymous"
+}
+
 run_lang() {
   local l="$1" dir="$WORK/$1" port start=$SECONDS
   mkdir -p "$dir"
@@ -281,6 +363,28 @@ run_lang() {
   fi
   log "$l: app on 127.0.0.1:$port, proxy on $PROXY_ADDR"
   drive "$l"
+  stop_all
+
+  # Again with the assertion on. The proxy starts first (its port is the JWKS URL the app needs);
+  # the app fetches the JWKS on its first verification.
+  mkdir -p "$WORK/$l-jwt"
+  rm -f "$WORK/headers"
+  port="$(free_port)" || { result 1 "$l: find a free port"; return; }
+  if ! start_proxy "$port" "$WORK/$l-jwt" assertion; then
+    result 1 "$l (JWKS): the proxy starts with an assertion key"
+    stop_all
+    return
+  fi
+  SESSION_PROXY_JWKS="http://$PROXY_ADDR/.well-known/session-proxy/jwks.json" \
+    SESSION_PROXY_AUDIENCE="http://127.0.0.1:$port" "start_$l" "$port" "$WORK/$l-jwt/app.log"
+  PIDS+=("$!")
+  if ! wait_port "$!" "$port" "$WORK/$l-jwt/app.log"; then
+    result 1 "$l (JWKS): the app starts on port $port with SESSION_PROXY_JWKS"
+    stop_all
+    return
+  fi
+  log "$l (JWKS): app on 127.0.0.1:$port, proxy on $PROXY_ADDR"
+  drive_assertion "$l" "$port"
   stop_all
   log "$l: $((SECONDS - start)) s"
 }

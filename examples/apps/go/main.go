@@ -6,6 +6,8 @@
 package main
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"html/template"
@@ -14,6 +16,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 	"unicode/utf16"
 )
 
@@ -22,7 +26,8 @@ var page = template.Must(template.New("page").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>session-proxy demo (Go)</title></head>
 <body><h1>session-proxy demo (Go)</h1>
 {{if .SignedIn}}<p id="status">Signed in as <strong id="user">{{.User}}</strong>. Visits this session: <span id="visits">{{.Visits}}</span>.</p>
-<p>The session headers this app got (never a cookie):</p>
+{{if .Verified}}<p id="assertion">assertion: verified</p>
+{{end}}<p>The session headers this app got (never a cookie):</p>
 <table id="headers">
 {{range .Headers}}<tr><th>{{index . 0}}</th><td>{{index . 1}}</td></tr>
 {{end}}</table>
@@ -32,21 +37,136 @@ var page = template.Must(template.New("page").Parse(`<!doctype html>
 {{end}}</body></html>
 `))
 
-// verifyAssertion says whether to trust this request's X-Session-* headers. Only the proxy can
-// reach the app, so yes; issue 14 will check the signed X-Session-Assertion here when
-// SESSION_PROXY_JWKS is set.
-func verifyAssertion(h http.Header) bool { return true }
+// With SESSION_PROXY_JWKS set, the session comes only from the proxy's signed X-Session-Assertion:
+// whatever reaches the app some other way can forge plain X-Session-* headers, not a token.
+var (
+	jwksURL  = os.Getenv("SESSION_PROXY_JWKS")
+	audience = os.Getenv("SESSION_PROXY_AUDIENCE") // aud is checked only when this is set
+	jwks     = keySet{client: http.Client{Timeout: 5 * time.Second}}
+)
 
-// sessionData is the session as session-proxy sent it, nil without one. X-Session-Data (the whole
-// map as JSON) is exact for every value, where an X-Session-<Key> header cannot tell the name
-// `"Ann"` (sent as it is, being printable ASCII) from the JSON for Ann.
-func sessionData(r *http.Request) map[string]any {
-	var data map[string]any
-	raw := r.Header.Get("X-Session-Data")
-	if raw == "" || !verifyAssertion(r.Header) || json.Unmarshal([]byte(raw), &data) != nil {
+// keySet is the proxy's Ed25519 public keys by kid, fetched on first use and again (at most every
+// 30 s, so forged kids cannot make the app hammer the proxy) when a token names a kid it lacks:
+// that is all a key rotation needs from the app.
+type keySet struct {
+	client  http.Client
+	mu      sync.Mutex
+	keys    map[string]ed25519.PublicKey
+	fetched time.Time
+}
+
+func (s *keySet) key(kid string) ed25519.PublicKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if k, ok := s.keys[kid]; ok || time.Since(s.fetched) < 30*time.Second {
+		return k
+	}
+	s.fetched = time.Now()
+	keys, err := s.fetch()
+	if err != nil {
+		log.Printf("JWKS %s: %v", jwksURL, err)
 		return nil
 	}
-	return data
+	s.keys = keys
+	return keys[kid]
+}
+
+func (s *keySet) fetch() (map[string]ed25519.PublicKey, error) {
+	resp, err := s.client.Get(jwksURL)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %s", resp.Status)
+	}
+	var set struct {
+		Keys []struct{ Kty, Crv, Kid, X string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
+		return nil, err
+	}
+	keys := map[string]ed25519.PublicKey{}
+	for _, k := range set.Keys { // ES256 keys are skipped: this app accepts EdDSA only
+		x, err := base64.RawURLEncoding.DecodeString(k.X)
+		if k.Kty == "OKP" && k.Crv == "Ed25519" && err == nil && len(x) == ed25519.PublicKeySize {
+			keys[k.Kid] = ed25519.PublicKey(x)
+		}
+	}
+	return keys, nil
+}
+
+// verifyAssertion is the `session` claim of a valid X-Session-Assertion (a compact JWS: EdDSA
+// signature by a key of the JWKS, iss, aud when SESSION_PROXY_AUDIENCE is set, exp, nbf), nil
+// otherwise: a missing, forged or expired token, or a JWKS that cannot be fetched, is anonymous.
+func verifyAssertion(h http.Header) map[string]any {
+	parts := strings.Split(h.Get("X-Session-Assertion"), ".")
+	if len(parts) != 3 {
+		return nil
+	}
+	var head struct{ Alg, Kid string }
+	var claims struct {
+		Iss      string
+		Aud      json.RawMessage // a string or an array of strings
+		Exp, Nbf float64
+		Session  map[string]any
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil || decodePart(parts[0], &head) != nil || head.Alg != "EdDSA" {
+		return nil
+	}
+	key := jwks.key(head.Kid)
+	if key == nil || !ed25519.Verify(key, []byte(parts[0]+"."+parts[1]), sig) ||
+		decodePart(parts[1], &claims) != nil {
+		return nil
+	}
+	now := float64(time.Now().Unix())
+	if claims.Iss != "session-proxy" || claims.Exp <= now || claims.Nbf > now ||
+		(audience != "" && !hasAudience(claims.Aud)) {
+		return nil
+	}
+	return claims.Session
+}
+
+// decodePart decodes one base64url (unpadded) JSON part of a JWS into v.
+func decodePart(part string, v any) error {
+	raw, err := base64.RawURLEncoding.DecodeString(part)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, v)
+}
+
+func hasAudience(aud json.RawMessage) bool {
+	var one string
+	if json.Unmarshal(aud, &one) == nil {
+		return one == audience
+	}
+	var many []string
+	_ = json.Unmarshal(aud, &many) // not a list of strings: no audience matches
+	for _, a := range many {
+		if a == audience {
+			return true
+		}
+	}
+	return false
+}
+
+// sessionData is the session as session-proxy sent it, nil without one, and whether it came from
+// a verified assertion. With SESSION_PROXY_JWKS set, only a verified assertion counts. Without,
+// X-Session-Data (the whole map as JSON) is exact for every value, where an X-Session-<Key>
+// header cannot tell the name `"Ann"` (sent as it is, being printable ASCII) from the JSON for Ann.
+func sessionData(r *http.Request) (map[string]any, bool) {
+	if jwksURL != "" {
+		session := verifyAssertion(r.Header)
+		return session, session != nil
+	}
+	var data map[string]any
+	raw := r.Header.Get("X-Session-Data")
+	if raw == "" || json.Unmarshal([]byte(raw), &data) != nil {
+		return nil, false
+	}
+	return data, false
 }
 
 // asciiJSON is name as a JSON string with everything outside printable ASCII escaped as \uXXXX,
@@ -71,7 +191,7 @@ func whoAmI(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	session := sessionData(r)
+	session, verified := sessionData(r)
 	user, signedIn := session["user"].(string)
 	seen, _ := session["visits"].(float64) // JSON numbers decode as float64; 0 when absent
 	visits := int(seen) + 1
@@ -87,7 +207,7 @@ func whoAmI(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	err := page.Execute(w, map[string]any{
-		"SignedIn": signedIn, "User": user, "Visits": visits, "Headers": headers,
+		"SignedIn": signedIn, "User": user, "Visits": visits, "Headers": headers, "Verified": verified,
 	})
 	if err != nil {
 		log.Print(err)

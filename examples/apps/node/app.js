@@ -11,23 +11,49 @@ const FORM = '<p id="status">You are not signed in.</p>\n<form method="post" act
   '<label>Name <input name="name" id="name" autofocus required></label> ' +
   '<button type="submit" id="login">Sign in</button></form>';
 
-// Whether to trust this request's X-Session-* headers. Only the proxy can reach the app, so yes;
-// issue 14 will check the signed X-Session-Assertion here when SESSION_PROXY_JWKS is set.
-function verifyAssertion(headers) {
-  return true;
+// With SESSION_PROXY_JWKS set, the session comes only from the proxy's signed X-Session-Assertion:
+// whatever reaches the app some other way can forge plain X-Session-* headers, not a token. jose
+// is ES-module only, hence import(); createRemoteJWKSet fetches the JWKS on first use, caches it,
+// and refetches (at most every 30 s) when a token names a new kid.
+const JWKS_URL = process.env.SESSION_PROXY_JWKS;
+const AUDIENCE = process.env.SESSION_PROXY_AUDIENCE || undefined; // aud checked only when set
+const jose = JWKS_URL ? import("jose") : null;
+const jwks = jose && jose.then((j) => j.createRemoteJWKSet(new URL(JWKS_URL)));
+
+// The `session` claim of a valid X-Session-Assertion (EdDSA signature by a key of the JWKS, iss,
+// aud when SESSION_PROXY_AUDIENCE is set, exp), else null: a missing, forged or expired token, or
+// a JWKS that cannot be fetched, is anonymous (fail closed).
+async function verifyAssertion(headers) {
+  const token = headers["x-session-assertion"];
+  if (typeof token !== "string") return null;
+  try {
+    const { payload } = await (await jose).jwtVerify(token, await jwks, {
+      issuer: "session-proxy", audience: AUDIENCE, algorithms: ["EdDSA"],
+      requiredClaims: ["exp", "session"],
+    });
+    const { session } = payload;
+    return session !== null && typeof session === "object" && !Array.isArray(session) ? session : null;
+  } catch {
+    return null;
+  }
 }
 
-// The session as session-proxy sent it, {} without one. X-Session-Data (the whole map as JSON) is
-// exact for every value, where an X-Session-<Key> header cannot tell the name `"Ann"` (sent as it
-// is, being printable ASCII) from the JSON for Ann.
-function sessionData(req) {
+// { session, verified }: the session as session-proxy sent it, {} without one. With
+// SESSION_PROXY_JWKS set, only a verified assertion counts. Without, X-Session-Data (the whole map
+// as JSON) is exact for every value, where an X-Session-<Key> header cannot tell the name `"Ann"`
+// (sent as it is, being printable ASCII) from the JSON for Ann.
+async function sessionData(req) {
+  if (jose) {
+    const session = await verifyAssertion(req.headers);
+    return session ? { session, verified: true } : { session: {}, verified: false };
+  }
   const raw = req.get("X-Session-Data");
-  if (raw === undefined || !verifyAssertion(req.headers)) return {};
+  if (raw === undefined) return { session: {}, verified: false };
   try {
     const data = JSON.parse(raw);
-    return data !== null && typeof data === "object" ? data : {};
+    return { session: data !== null && typeof data === "object" ? data : {}, verified: false };
   } catch {
-    return {};
+    return { session: {}, verified: false };
   }
 }
 
@@ -37,13 +63,14 @@ const page = (body) => '<!doctype html>\n<html lang="en"><head><meta charset="ut
   'session-proxy demo (Node)</title></head>\n<body><h1>session-proxy demo (Node)</h1>\n' +
   `${body}\n</body></html>\n`;
 
-app.get("/", (req, res) => {
-  const { user, visits: seen } = sessionData(req);
+app.get("/", async (req, res) => {
+  const { session: { user, visits: seen }, verified } = await sessionData(req);
   if (typeof user !== "string") return res.type("html").send(page(FORM));
   const visits = (Number.isInteger(seen) ? seen : 0) + 1;
   res.set("X-Session-Set", `visits=${visits}`).type("html").send(page(
     `<p id="status">Signed in as <strong id="user">${escape(user)}</strong>. ` +
     `Visits this session: <span id="visits">${visits}</span>.</p>\n` +
+    (verified ? '<p id="assertion">assertion: verified</p>\n' : "") +
     '<p>The session headers this app got (never a cookie):</p>\n<table id="headers">\n' +
     Object.entries(req.headers).filter(([k]) => k.startsWith("x-session-")).sort()
       .map(([k, v]) => `<tr><th>${escape(k)}</th><td>${escape(v)}</td></tr>\n`).join("") +

@@ -8,32 +8,54 @@ import html
 import json
 import os
 
+import jwt
 from flask import Flask, redirect, request
 
 app = Flask(__name__)
+# With SESSION_PROXY_JWKS set, the session comes only from the proxy's signed X-Session-Assertion:
+# whatever reaches the app some other way can forge plain X-Session-* headers, not a token.
+# PyJWKClient fetches the JWKS on first use, caches it, and refetches when a token names a new kid.
+JWKS_URL = os.environ.get("SESSION_PROXY_JWKS")
+JWKS = jwt.PyJWKClient(JWKS_URL) if JWKS_URL else None
+AUDIENCE = os.environ.get("SESSION_PROXY_AUDIENCE")  # aud is checked only when this is set
 FORM = ('<p id="status">You are not signed in.</p>\n<form method="post" action="/login">'
         '<label>Name <input name="name" id="name" autofocus required></label> '
         '<button type="submit" id="login">Sign in</button></form>')
 
 
 def verify_assertion(headers):
-    """Whether to trust this request's X-Session-* headers. Only the proxy can reach the app, so
-    yes; issue 14 will check the signed X-Session-Assertion here when SESSION_PROXY_JWKS is set."""
-    return True
+    """The `session` claim of a valid X-Session-Assertion (EdDSA signature by a key of the JWKS,
+    iss, aud when SESSION_PROXY_AUDIENCE is set, exp), else None: a missing, forged or expired
+    token, or a JWKS that cannot be fetched, is anonymous (fail closed)."""
+    token = headers.get("X-Session-Assertion")
+    if token is None:
+        return None
+    try:
+        claims = jwt.decode(token, JWKS.get_signing_key_from_jwt(token).key, algorithms=["EdDSA"],
+                            issuer="session-proxy", audience=AUDIENCE,
+                            options={"verify_aud": AUDIENCE is not None,
+                                     "require": ["iss", "exp", "session"]})
+    except jwt.PyJWTError:
+        return None
+    return claims["session"] if isinstance(claims["session"], dict) else None
 
 
 def session_data():
-    """The session as session-proxy sent it, {} without one. X-Session-Data (the whole map as
-    JSON) is exact for every value, where an X-Session-<Key> header cannot tell the name `"Ann"`
-    (sent as it is, being printable ASCII) from the JSON for Ann."""
+    """(session, verified): the session as session-proxy sent it, {} without one. With
+    SESSION_PROXY_JWKS set, only a verified assertion counts. Without, X-Session-Data (the whole
+    map as JSON) is exact for every value, where an X-Session-<Key> header cannot tell the name
+    `"Ann"` (sent as it is, being printable ASCII) from the JSON for Ann."""
+    if JWKS is not None:
+        session = verify_assertion(request.headers)
+        return (session, True) if session is not None else ({}, False)
     raw = request.headers.get("X-Session-Data")
-    if raw is None or not verify_assertion(request.headers):
-        return {}
+    if raw is None:
+        return {}, False
     try:
         data = json.loads(raw)
     except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
+        return {}, False
+    return (data if isinstance(data, dict) else {}), False
 
 
 def page(body):
@@ -44,14 +66,15 @@ def page(body):
 
 @app.get("/")
 def who_am_i():
-    session = session_data()
+    session, verified = session_data()
     user, visits = session.get("user"), session.get("visits")
     if not isinstance(user, str):
         return page(FORM)
     visits = (visits if isinstance(visits, int) else 0) + 1
     body = (f'<p id="status">Signed in as <strong id="user">{html.escape(user)}</strong>. '
             f'Visits this session: <span id="visits">{visits}</span>.</p>\n'
-            '<p>The session headers this app got (never a cookie):</p>\n<table id="headers">\n'
+            + ('<p id="assertion">assertion: verified</p>\n' if verified else '')
+            + '<p>The session headers this app got (never a cookie):</p>\n<table id="headers">\n'
             + "".join(f"<tr><th>{html.escape(k.lower())}</th><td>{html.escape(v)}</td></tr>\n"
                       for k, v in sorted(request.headers.items())
                       if k.lower().startswith("x-session-"))
