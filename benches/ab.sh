@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# A/B throughput of two session-proxy builds (OLD, NEW: paths to release binaries), cookie and memory stores, assertion on/off,
+# against the same nginx upstream; wrk -t1 -c50, interleaved rounds, medians.
+set -euo pipefail
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-8s}
+OLD=${OLD:?OLD=path to the baseline release binary}
+NEW=${NEW:-target/release/session-proxy}
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_port() { for _ in $(seq 1 200); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 did not open" >&2; return 1; }
+
+UP=$(free_port)
+BODY='{"ok":true,"message":"hello from the upstream","padding":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}'
+mkdir -p "$work/up"
+cat > "$work/up/nginx.conf" <<EOF
+worker_processes 1;
+error_log $work/up/error.log warn;
+pid $work/up/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$UP;
+    location = /login { add_header X-Session-Set "user=bench"; return 200 '$BODY'; }
+    location / { return 200 '$BODY'; }
+  }
+}
+EOF
+/usr/sbin/nginx -p "$work/up" -c "$work/up/nginx.conf" -g 'daemon off;' & pids+=($!)
+wait_port "$UP"
+SECRET=$("$NEW" keygen)
+"$NEW" keygen --assertion --out "$work/assertion.pem"
+declare -A port cookie
+start() { # name bin driver [extra]
+  local p; p=$(free_port); port[$1]=$p
+  printf 'listen: 127.0.0.1:%s\nupstream:\n  url: http://127.0.0.1:%s\nsessions:\n  driver: %s\n  secret: "%s"\n  secure: false\nlimits:\n  header_read_timeout: 60s\n%s\n' \
+    "$p" "$UP" "$3" "$SECRET" "${4:-}" > "$work/$1.yaml"
+  RUST_LOG=warn "$2" --config "$work/$1.yaml" serve 2>"$work/$1.log" & pids+=($!)
+  wait_port "$p"
+  cookie[$1]=$(curl -s -o /dev/null -D - "http://127.0.0.1:$p/login" | tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \(session_id=[^;]*\);.*/\1/p' | head -1)
+  [ -n "${cookie[$1]}" ] || { echo "no cookie from $1" >&2; exit 1; }
+}
+start old_cookie "$OLD" cookie
+start new_cookie "$NEW" cookie
+start old_memory "$OLD" memory
+start new_memory "$NEW" memory
+start new_cookie_jwt "$NEW" cookie "assertion:
+  key: $work/assertion.pem"
+start new_memory_jwt "$NEW" memory "assertion:
+  key: $work/assertion.pem"
+targets=(old_cookie new_cookie old_memory new_memory new_cookie_jwt new_memory_jwt)
+for r in $(seq 1 "$ROUNDS"); do
+  for t in "${targets[@]}"; do
+    out=$(wrk -t1 -c50 -d"$DURATION" --latency -H "Cookie: ${cookie[$t]}" "http://127.0.0.1:${port[$t]}/")
+    rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
+    p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+    echo "$t $rps $p99" >> "$work/results"
+    echo "round $r $t: $rps req/s p99 $p99" >&2
+  done
+done
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+declare -A m
+for t in "${targets[@]}"; do m[$t]=$(awk -v t="$t" '$1==t {print $2}' "$work/results" | median); done
+echo
+echo "| target | median req/s |"
+echo "|---|---:|"
+for t in "${targets[@]}"; do echo "| $t | ${m[$t]} |"; done
+awk -v a="${m[new_cookie]}" -v b="${m[old_cookie]}" 'BEGIN{printf "new/old cookie store: %.3fx\n", a/b}'
+awk -v a="${m[new_memory]}" -v b="${m[old_memory]}" 'BEGIN{printf "new/old memory store: %.3fx\n", a/b}'
+awk -v a="${m[new_cookie_jwt]}" -v b="${m[new_cookie]}" 'BEGIN{printf "assertion on/off, cookie store: %.3fx\n", a/b}'
+awk -v a="${m[new_memory_jwt]}" -v b="${m[new_memory]}" 'BEGIN{printf "assertion on/off, memory store: %.3fx\n", a/b}'
+echo "wrk -t1 -c50 -d$DURATION, $ROUNDS interleaved rounds, medians; $(date -u '+%F %H:%M UTC')"
