@@ -38,7 +38,7 @@ pub async fn handle(
     let method = req.method().clone();
     let uri = req.uri().clone();
     let mut trace = Trace {
-        // The session fingerprint costs a SHA-256: only when the access log is on.
+        // The session fingerprint costs a String: only when the access log is on.
         wanted: tracing::enabled!(target: "access", tracing::Level::INFO),
         ..Trace::default()
     };

@@ -434,22 +434,26 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in [
-        header::CONNECTION,
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        header::PROXY_AUTHORIZATION,
-        header::PROXY_AUTHENTICATE,
-        // Only meaningful with `Upgrade: h2c`, which is never forwarded.
-        HTTP2_SETTINGS,
-    ] {
+    for name in HOP_BY_HOP {
         headers.remove(name);
     }
 }
+
+/// The fixed hop-by-hop fields (RFC 9110 §7.6.1 and the legacy ones), removed from every head
+/// and every trailer section ([`trailers::filter`]) that crosses the proxy.
+pub const HOP_BY_HOP: [HeaderName; 10] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+    header::PROXY_AUTHENTICATE,
+    // Only meaningful with `Upgrade: h2c`, which is never forwarded.
+    HTTP2_SETTINGS,
+];
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers

@@ -12,6 +12,7 @@ use http::header::{self, HeaderMap, HeaderName};
 use http_body::{Body, Frame, SizeHint};
 
 use super::forwarded::is_forwarding_header;
+use super::HOP_BY_HOP;
 use crate::session::protocol::is_session_header;
 
 pin_project_lite::pin_project! {
@@ -66,22 +67,11 @@ pub fn filter(trailers: &mut HeaderMap) {
             let n = name.as_str();
             is_session_header(n)
                 || is_forwarding_header(n)
+                || HOP_BY_HOP.contains(name)
                 || matches!(
                     *name,
-                    &header::COOKIE
-                        | &header::SET_COOKIE
-                        | &header::HOST
-                        | &header::CONNECTION
-                        | &header::TE
-                        | &header::TRAILER
-                        | &header::TRANSFER_ENCODING
-                        | &header::CONTENT_LENGTH
-                        | &header::UPGRADE
-                        | &header::PROXY_AUTHORIZATION
-                        | &header::PROXY_AUTHENTICATE
+                    &header::COOKIE | &header::SET_COOKIE | &header::HOST | &header::CONTENT_LENGTH
                 )
-                || n == "keep-alive"
-                || n == "proxy-connection"
         })
         .cloned()
         .collect();

@@ -40,12 +40,14 @@ pub struct SessionState {
     reseal: bool,
     /// Why the cookie was refused (for logs and metrics).
     pub rejected: Option<Reject>,
+    /// The loaded session's handle, computed once for the app's headers and reused by the log.
+    handle: Option<store::Handle>,
 }
 
 impl SessionState {
     /// A short fingerprint of the session for logs; never the ID itself.
     pub fn fingerprint(&self) -> Option<String> {
-        self.loaded.as_ref().map(|s| s.id.fingerprint())
+        self.handle.as_ref().map(store::Handle::fingerprint)
     }
 }
 
@@ -164,6 +166,7 @@ impl SessionLayer {
                     assertion.inject(headers, &session, &handle, now_millis());
                 }
                 state.reseal = reseal;
+                state.handle = Some(handle);
                 state.loaded = Some(session);
             }
             Lookup::Rejected(reason) => {
