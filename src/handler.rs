@@ -83,14 +83,18 @@ async fn forward(
     let upgrade = app.upstream.allowed_upgrade(req.version(), req.headers());
     let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    // Decided on the client's path, dot-segments removed, before `prepare` prepends the upstream
+    // URL's prefix: with `upstream.url: http://app/app1/` the rewritten path no longer matches, and
+    // the request (and whatever document the app serves there) would pass for the proxy's JWKS.
+    let wants_jwks = app.session.assertion().is_some()
+        && proxy::target::normalize_path(parts.uri.path())
+            .is_ok_and(|p| p == crate::session::assertion::JWKS_PATH);
     app.upstream.prepare(&mut parts, client, upgrade)?;
     trace.request_id = parts.headers.get(X_REQUEST_ID).cloned();
     // The assertion's JWKS is the proxy's own document: answered here (after the request passed
     // the same checks as any other), never forwarded.
-    if let Some(assertion) = app.session.assertion() {
-        if parts.uri.path() == crate::session::assertion::JWKS_PATH {
-            return Ok(assertion.jwks_response(&parts.method));
-        }
+    if let Some(assertion) = app.session.assertion().filter(|_| wants_jwks) {
+        return Ok(assertion.jwks_response(&parts.method));
     }
 
     let state = app.session.on_request(&mut parts.headers).await?;

@@ -405,6 +405,32 @@ async fn sighup_rotates_keys_and_a_token_of_a_rotated_out_key_fails() {
     proxy.assert_no_panic();
 }
 
+/// With a path prefix in `upstream.url` the JWKS path is still the proxy's own: the app never
+/// sees it (and so can never serve keys of its own there), in any dot-segment spelling.
+#[tokio::test]
+async fn the_jwks_path_is_the_proxys_own_behind_a_path_prefix() {
+    let keys = Keys::new();
+    let key = keys.ed25519("k1.pem");
+    let up = app().await;
+    let proxy = ProxyBuilder::new(&format!("{}/app1/", up.url()))
+        .driver("memory")
+        .set("assertion.key", &format!("\"{}\"", key.display()))
+        .start();
+    for path in [
+        "/.well-known/session-proxy/jwks.json",
+        "/x/../.well-known/session-proxy/jwks.json",
+    ] {
+        let res = get(proxy.addr, path, &[]).await;
+        assert_eq!(res.status, 200, "{path}");
+        assert_eq!(
+            res.header("content-type"),
+            Some("application/jwk-set+json"),
+            "{path}"
+        );
+    }
+    assert!(up.seen().is_empty(), "a JWKS request reached the app");
+}
+
 #[tokio::test]
 async fn without_the_assertion_block_nothing_changes() {
     let up = app().await;
