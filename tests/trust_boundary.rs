@@ -10,7 +10,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -223,14 +222,7 @@ async fn response_trailers_are_filtered() {
 Set-Cookie: session_id=planted\r\nGrpc-Status: 0\r\n\r\n";
     let up = RawUpstream::start(Mode::Answer(answer.to_vec())).await;
     let proxy = ProxyBuilder::new(&up.url()).start();
-    let stream = TcpStream::connect(proxy.addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let mut sender = h2_sender(proxy.addr).await;
     let req = Request::get(format!("http://{}/", proxy.addr))
         .header("te", "trailers")
         .body(Full::new(Bytes::new()))

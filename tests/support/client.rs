@@ -108,14 +108,7 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
 /// One request over a fresh HTTP/2 connection (h2c, prior knowledge). The request URI should be
 /// absolute (`http://host/path`): its authority becomes `:authority`.
 pub async fn send_h2(addr: SocketAddr, req: Request<Full<Bytes>>) -> Answer {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let mut sender = h2_sender(addr).await;
     let work = async {
         let res = sender.send_request(req).await.expect("proxy answered");
         Answer::read(res).await
@@ -123,6 +116,20 @@ pub async fn send_h2(addr: SocketAddr, req: Request<Full<Bytes>>) -> Answer {
     tokio::time::timeout(Duration::from_secs(30), work)
         .await
         .expect("proxy answered in time")
+}
+
+/// A fresh HTTP/2 (h2c, prior knowledge) connection, for tests that need the raw response (its
+/// trailers, say) rather than an [`Answer`].
+pub async fn h2_sender(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    sender
 }
 
 /// Reads from `stream` until it holds a complete response head; returns the head (without the
