@@ -36,8 +36,14 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The file is not YAML, or a field has the wrong type, or an unknown key is present.
-    #[error("invalid config: {field}: {message}")]
-    Field { field: String, message: String },
+    #[error("invalid config: {}: {message}", located(.origin.as_deref(), .field))]
+    Field {
+        field: String,
+        message: String,
+        /// The environment variable (or command-line flag) the value came from, when not the
+        /// file: the operator looking for `sessions.max_age` in proxy.yaml would not find it.
+        origin: Option<&'static str>,
+    },
 }
 
 impl ConfigError {
@@ -45,13 +51,55 @@ impl ConfigError {
         ConfigError::Field {
             field: field.into(),
             message: message.into(),
+            origin: None,
         }
     }
+
+    /// Names the variable or flag that set the offending field, if one did (the last one
+    /// applied, as that is the value that was refused).
+    fn attributed(self, origins: &[(&'static str, &'static str)]) -> Self {
+        match self {
+            ConfigError::Field {
+                field,
+                message,
+                origin: None,
+            } => {
+                let origin = origins
+                    .iter()
+                    .rev()
+                    .find(|(set, _)| covers(set, &field))
+                    .map(|(_, origin)| *origin);
+                ConfigError::Field {
+                    field,
+                    message,
+                    origin,
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+/// `SESSION_MAX_AGE (sessions.max_age)`, or the field alone when the file set it.
+fn located(origin: Option<&str>, field: &str) -> String {
+    match origin {
+        Some(origin) => format!("{origin} ({field})"),
+        None => field.to_owned(),
+    }
+}
+
+/// Whether setting `set` wrote the value at `field` (itself, or an element or key below it:
+/// `trusted_proxies` covers `trusted_proxies[2]`).
+fn covers(set: &str, field: &str) -> bool {
+    field
+        .strip_prefix(set)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
 }
 
 /// The validated configuration the server runs with.
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
+    /// Resolved when loaded (`localhost:8080` becomes an IP), so `check` shows what will be bound.
     pub listen: SocketAddr,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_listen: Option<SocketAddr>,
@@ -221,7 +269,11 @@ impl Default for RedisConfig {
 pub struct TlsConfig {
     pub cert: PathBuf,
     pub key: PathBuf,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "socket_addr::deserialize_opt"
+    )]
     pub redirect_http: Option<SocketAddr>,
     /// The host (and optional port) every redirect points at. Absent: the request's validated
     /// `Host`.
@@ -361,9 +413,12 @@ impl AssertionConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
-    #[serde(default = "defaults::listen")]
+    #[serde(
+        default = "defaults::listen",
+        deserialize_with = "socket_addr::deserialize"
+    )]
     listen: SocketAddr,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "socket_addr::deserialize_opt")]
     admin_listen: Option<SocketAddr>,
     upstream: UpstreamConfig,
     sessions: SessionConfig,
@@ -477,8 +532,11 @@ impl Config {
         if !tree.is_mapping() {
             return Err(ConfigError::field("(file)", "expected a mapping of keys"));
         }
+        // Which variable or flag set which field, for the error messages.
+        let mut origins: Vec<(&'static str, &'static str)> = Vec::new();
         for (var, field) in ENV_OVERRIDES {
             if let Some(raw) = env.get(*var) {
+                origins.push((field, var));
                 let value = match env_kind(field) {
                     EnvKind::Text => Value::String(raw.clone()),
                     EnvKind::Scalar => {
@@ -496,12 +554,18 @@ impl Config {
             }
         }
         if let Some(listen) = overrides.listen {
+            origins.push(("listen", "--listen"));
             set_path(&mut tree, "listen", Value::String(listen.to_string()));
         }
         if let Some(url) = &overrides.upstream {
+            origins.push(("upstream.url", "--upstream"));
             set_path(&mut tree, "upstream.url", Value::String(url.clone()));
         }
+        Self::from_tree(tree).map_err(|e| e.attributed(&origins))
+    }
 
+    /// The merged tree → the validated config.
+    fn from_tree(tree: Value) -> Result<Config, ConfigError> {
         let file: FileConfig = serde_path_to_error::deserialize(tree).map_err(|e| {
             let field = e.path().to_string();
             let field = if field == "." { "(file)".into() } else { field };
@@ -528,6 +592,7 @@ impl Config {
 
     /// The rules that span fields or need more than a type.
     fn validate(&self) -> Result<(), ConfigError> {
+        self.check_listeners_apart()?;
         let up = &self.upstream;
         match up.url.scheme_str() {
             Some("http") | Some("https") => {}
@@ -737,10 +802,56 @@ impl Config {
         Ok(())
     }
 
+    /// Two listeners on one address would fail at bind time with a bare "address in use" (or,
+    /// worse, with SO_REUSEPORT on `listen`, share it): refuse it at load, where both fields can
+    /// be named and `check` sees it.
+    fn check_listeners_apart(&self) -> Result<(), ConfigError> {
+        let listeners = [
+            ("listen", Some(self.listen)),
+            ("admin_listen", self.admin_listen),
+            (
+                "tls.redirect_http",
+                self.tls.as_ref().and_then(|t| t.redirect_http),
+            ),
+        ];
+        for (i, (first, a)) in listeners.iter().enumerate() {
+            for (second, b) in &listeners[i + 1..] {
+                let (Some(a), Some(b)) = (a, b) else {
+                    continue;
+                };
+                if a == b && a.port() != 0 {
+                    return Err(ConfigError::field(
+                        *second,
+                        format!("{b} is the address of {first} too; each listener needs a port of its own"),
+                    ));
+                }
+                if overlap(*a, *b) {
+                    return Err(ConfigError::field(
+                        *second,
+                        format!("{b} overlaps {first} {a} (same port, and a wildcard address covers the other); each listener needs a port of its own"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The effective configuration as YAML, every secret and password replaced by `<redacted>`.
     pub fn to_redacted_yaml(&self) -> String {
         serde_norway::to_string(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
+}
+
+/// Whether two different bind addresses would take the same port: `0.0.0.0:8080` covers every
+/// IPv4 address, `[::]:8080` (dual-stack) every address. Port 0 picks a free port each time.
+fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    let wildcard_v6 = |s: SocketAddr| s.is_ipv6() && s.ip().is_unspecified();
+    a.port() == b.port()
+        && a.port() != 0
+        && a != b
+        && ((a.is_ipv4() == b.is_ipv4() && (a.ip().is_unspecified() || b.ip().is_unspecified()))
+            || wildcard_v6(a)
+            || wildcard_v6(b))
 }
 
 /// The same parse the Redis client does at start-up, so `check` refuses what `serve` would.
@@ -847,9 +958,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Ok(Duration::ZERO);
     }
     if t.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "invalid duration {text:?}: needs a unit (e.g. {t}s, {t}m, {t}h)"
-        ));
+        return Err(match t.parse::<u64>() {
+            Ok(n) => needs_unit(n),
+            Err(_) => format!("invalid duration {text:?}: a duration needs a unit"),
+        });
     }
     // humantime accepts Go's concatenated form (`1h30m`) as well as spaced (`1h 30m`).
     humantime::parse_duration(t).map_err(|e| {
@@ -857,8 +969,73 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     })
 }
 
+/// What a bare number of seconds should have been written as: `3600` → `"3600s" or "1h"`.
+fn needs_unit(n: u64) -> String {
+    let secs = format!("{n}s");
+    let human = format_duration(Duration::from_secs(n));
+    let other = if human == secs {
+        format!("{n}m")
+    } else {
+        human
+    };
+    format!("a duration needs a unit, e.g. \"{secs}\" or \"{other}\"")
+}
+
 pub fn format_duration(d: Duration) -> String {
     humantime::format_duration(d).to_string().replace(' ', "")
+}
+
+/// A duration as written in YAML: text, or an unquoted number, which gets its own message (the
+/// type error serde would give, "expected a string", does not say what is wrong with `3600`).
+enum DurationInput {
+    Text(String),
+    Whole(u64),
+    Negative,
+    Fraction(f64),
+}
+
+impl DurationInput {
+    fn into_duration(self) -> Result<Duration, String> {
+        match self {
+            DurationInput::Text(text) => parse_duration(&text),
+            DurationInput::Whole(0) => Ok(Duration::ZERO),
+            DurationInput::Whole(n) => Err(needs_unit(n)),
+            DurationInput::Negative => Err("a duration cannot be negative".into()),
+            DurationInput::Fraction(f) => Err(format!(
+                "a duration needs a unit and whole numbers, e.g. \"{}ms\"",
+                (f * 1000.0).round()
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationInput {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = DurationInput;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as 90s, 5m, 1h30m or 500ms")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DurationInput, E> {
+                Ok(DurationInput::Text(v.to_owned()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<DurationInput, E> {
+                Ok(DurationInput::Whole(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<DurationInput, E> {
+                Ok(u64::try_from(v).map_or(DurationInput::Negative, DurationInput::Whole))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<DurationInput, E> {
+                Ok(if v < 0.0 {
+                    DurationInput::Negative
+                } else {
+                    DurationInput::Fraction(v)
+                })
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 mod duration_serde {
@@ -867,8 +1044,9 @@ mod duration_serde {
         s.serialize_str(&format_duration(*d))
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        parse_duration(&text).map_err(serde::de::Error::custom)
+        DurationInput::deserialize(d)?
+            .into_duration()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -881,13 +1059,85 @@ mod opt_duration_serde {
         }
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let text = Option::<String>::deserialize(d)?;
-        match text.as_deref().map(str::trim) {
-            None | Some("") | Some("off") => Ok(None),
-            Some(t) => parse_duration(t)
+        match Option::<DurationInput>::deserialize(d)? {
+            None => Ok(None),
+            Some(DurationInput::Text(t)) if matches!(t.trim(), "" | "off") => Ok(None),
+            Some(input) => input
+                .into_duration()
                 .map(Some)
                 .map_err(serde::de::Error::custom),
         }
+    }
+}
+
+/// Resolves `IP:port` or `host:port` to the address to bind. A name is looked up once, here (the
+/// first address the system resolver returns, as `TcpListener::bind` would take), so `check`
+/// prints the address that `serve` binds and a typo fails at load, naming the field.
+pub fn resolve_socket_addr(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let t = text.trim();
+    if let Ok(addr) = t.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let example = "e.g. 127.0.0.1:8080, 0.0.0.0:8080 or [::]:8080";
+    let Some((host, port)) = t.rsplit_once(':').filter(|_| !t.ends_with(']')) else {
+        return Err(format!("{t:?} has no port; use IP:port, {example}"));
+    };
+    if host.is_empty() {
+        return Err(format!(
+            "{t:?} has no host; use IP:port, {example} (0.0.0.0 for every IPv4 address)"
+        ));
+    }
+    let Ok(port) = port.parse::<u16>() else {
+        return Err(format!(
+            "{t:?}: the port must be a number from 0 to 65535; use IP:port, {example}"
+        ));
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match (host, port).to_socket_addrs() {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| format!("{host:?} resolves to no address; use IP:port, {example}")),
+        Err(e) => Err(format!(
+            "cannot resolve {host:?} ({e}); use IP:port, {example}"
+        )),
+    }
+}
+
+/// Socket addresses for the listeners, through [`resolve_socket_addr`].
+mod socket_addr {
+    use super::*;
+
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = SocketAddr;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an address such as 127.0.0.1:8080")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SocketAddr, E> {
+            resolve_socket_addr(v).map_err(E::custom)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<SocketAddr, E> {
+            Err(E::custom(format!(
+                "a port alone is not an address; use IP:port, e.g. 0.0.0.0:{v} (every IPv4 address) or 127.0.0.1:{v}"
+            )))
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+        d.deserialize_any(Visitor)
+    }
+
+    pub fn deserialize_opt<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<SocketAddr>, D::Error> {
+        struct Opt(SocketAddr);
+        impl<'de> Deserialize<'de> for Opt {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_any(Visitor).map(Opt)
+            }
+        }
+        Ok(Option::<Opt>::deserialize(d)?.map(|Opt(addr)| addr))
     }
 }
 
@@ -1258,6 +1508,179 @@ mod tests {
         assert_eq!(
             err_field(&base(), &[("SESSION_MAX_AGE", "forever")]),
             "sessions.max_age"
+        );
+    }
+
+    fn err_text(yaml: &str, env: &[(&str, &str)]) -> String {
+        match load(yaml, env) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("expected an error"),
+        }
+    }
+
+    /// The operator reads the message and fixes a variable that is nowhere in proxy.yaml.
+    #[test]
+    fn env_errors_name_the_variable_and_the_field() {
+        assert_eq!(
+            err_text(&base(), &[("SESSION_MAX_AGE", "3600")]),
+            "invalid config: SESSION_MAX_AGE (sessions.max_age): a duration needs a unit, e.g. \"3600s\" or \"1h\""
+        );
+        let e = err_text(&base(), &[("SESSION_SECRET", "short")]);
+        assert!(
+            e.starts_with("invalid config: SESSION_SECRET (sessions.secret): must be at least"),
+            "{e}"
+        );
+        assert!(!e.contains("short"), "{e}");
+        let e = err_text(
+            &base(),
+            &[("SESSION_PROXY_TRUSTED_PROXIES", "10.0.0.0/8, nonsense")],
+        );
+        assert!(
+            e.contains("SESSION_PROXY_TRUSTED_PROXIES (trusted_proxies"),
+            "{e}"
+        );
+        // A file error stays the file's, whatever else the environment sets.
+        let yaml = base().replace("  url:", "  timeout: soon\n  url:");
+        let e = err_text(
+            &yaml,
+            &[
+                ("SESSION_MAX_AGE", "2h"),
+                ("SESSION_PROXY_UPSTREAM_UPGRADES", "websocket"),
+            ],
+        );
+        assert!(e.starts_with("invalid config: upstream.timeout: "), "{e}");
+        // A command-line flag outranks the environment, and is named as the source.
+        let env = [("SESSION_PROXY_UPSTREAM", "http://127.0.0.1:1")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let flags = Overrides {
+            upstream: Some("ftp://x".into()),
+            ..Overrides::default()
+        };
+        let e = Config::from_yaml(&base(), &env, &flags)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("invalid config: --upstream (upstream.url): "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unquoted_number_for_a_duration_asks_for_a_unit() {
+        let e = err_text(&format!("{}  max_age: 3600\n", base()), &[]);
+        assert_eq!(
+            e,
+            "invalid config: sessions.max_age: a duration needs a unit, e.g. \"3600s\" or \"1h\""
+        );
+        let e = err_text(&format!("{}  idle_timeout: 90\n", base()), &[]);
+        assert!(
+            e.contains("sessions.idle_timeout: a duration needs a unit, e.g. \"90s\" or \"1m30s\""),
+            "{e}"
+        );
+        let e = err_text(&format!("{}  idle_timeout: 30\n", base()), &[]);
+        assert!(e.contains("e.g. \"30s\" or \"30m\""), "{e}");
+        let e = err_text(&format!("{}  max_age: 1.5\n", base()), &[]);
+        assert!(e.contains("\"1500ms\""), "{e}");
+        let e = err_text(&format!("{}  max_age: -5\n", base()), &[]);
+        assert!(e.contains("cannot be negative"), "{e}");
+        let e = err_text(&format!("{}  max_age: [1]\n", base()), &[]);
+        assert!(e.contains("expected a duration such as 90s"), "{e}");
+        // 0 needs no unit; the field's own rule then speaks.
+        let yaml = base().replace("  url:", "  timeout: 0\n  url:");
+        assert_eq!(
+            err_text(&yaml, &[]),
+            "invalid config: upstream.timeout: must be > 0"
+        );
+        // Quoted and unquoted text, and an absent optional one, still work.
+        let c = load(
+            &format!("{}  max_age: \"2h\"\n  idle_timeout: 15m\n", base()),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.sessions.max_age, Duration::from_secs(7200));
+        assert_eq!(c.sessions.idle_timeout, Some(Duration::from_secs(900)));
+        let c = load(&format!("{}  idle_timeout: off\n", base()), &[]).unwrap();
+        assert_eq!(c.sessions.idle_timeout, None);
+        let c = load(&format!("{}  idle_timeout: ~\n", base()), &[]).unwrap();
+        assert_eq!(c.sessions.idle_timeout, None);
+    }
+
+    #[test]
+    fn listeners_must_not_share_an_address() {
+        let with = |extra: &str| format!("{}{extra}", base());
+        let e = err_text(&with("admin_listen: 127.0.0.1:8080\n"), &[]);
+        assert_eq!(
+            e,
+            "invalid config: admin_listen: 127.0.0.1:8080 is the address of listen too; each listener needs a port of its own"
+        );
+        let e = err_text(&with("admin_listen: 0.0.0.0:8080\n"), &[]);
+        assert!(
+            e.contains("admin_listen: 0.0.0.0:8080 overlaps listen 127.0.0.1:8080"),
+            "{e}"
+        );
+        assert_eq!(
+            err_field(&with("admin_listen: \"[::]:8080\"\n"), &[]),
+            "admin_listen"
+        );
+        let e = err_text(
+            &with("tls:\n  cert: /c.pem\n  key: /k.pem\n  redirect_http: 127.0.0.1:8080\n"),
+            &[],
+        );
+        assert!(
+            e.contains("tls.redirect_http: 127.0.0.1:8080 is the address of listen too"),
+            "{e}"
+        );
+        let e = err_text(&base(), &[("SESSION_PROXY_ADMIN_LISTEN", "127.0.0.1:8080")]);
+        assert!(
+            e.contains("SESSION_PROXY_ADMIN_LISTEN (admin_listen): "),
+            "{e}"
+        );
+        // Apart: another port, another specific address, another family, or port 0 (each its own).
+        for admin in ["127.0.0.1:9901", "127.0.0.2:8080", "\"[::1]:8080\""] {
+            assert!(
+                load(&with(&format!("admin_listen: {admin}\n")), &[]).is_ok(),
+                "{admin}"
+            );
+        }
+        let zero = base().replace("127.0.0.1:8080", "127.0.0.1:0");
+        assert!(load(&format!("{zero}admin_listen: 127.0.0.1:0\n"), &[]).is_ok());
+    }
+
+    #[test]
+    fn listen_resolves_a_host_name_or_asks_for_ip_and_port() {
+        let c = load(&base().replace("127.0.0.1:8080", "localhost:8080"), &[]).unwrap();
+        assert!(c.listen.ip().is_loopback(), "{}", c.listen);
+        assert_eq!(c.listen.port(), 8080);
+        let c = load(&base(), &[("SESSION_PROXY_ADMIN_LISTEN", "localhost:9901")]).unwrap();
+        assert!(c
+            .admin_listen
+            .is_some_and(|a| a.ip().is_loopback() && a.port() == 9901));
+        for (listen, says) in [
+            (
+                "no-such-host.invalid:8080",
+                "cannot resolve \"no-such-host.invalid\"",
+            ),
+            ("localhost", "has no port"),
+            ("\"[::1]\"", "has no port"),
+            ("\":8080\"", "has no host"),
+            ("localhost:http", "the port must be a number"),
+            (
+                "8080",
+                "a port alone is not an address; use IP:port, e.g. 0.0.0.0:8080",
+            ),
+        ] {
+            let e = err_text(&base().replace("127.0.0.1:8080", listen), &[]);
+            assert!(e.starts_with("invalid config: listen: "), "{listen}: {e}");
+            assert!(e.contains(says), "{listen}: {e}");
+            if listen != "8080" {
+                assert!(e.contains("use IP:port"), "{listen}: {e}");
+            }
+        }
+        assert_eq!(
+            resolve_socket_addr("[::1]:80"),
+            Ok(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 80)))
         );
     }
 }
