@@ -1,9 +1,11 @@
-# Build: docker build -t session-proxy .
+# Build: docker build -t session-proxy --build-arg GIT_COMMIT=$(git rev-parse --short=12 HEAD) .
+#        (GIT_COMMIT is what --version and the build_info metric report; the build context has no
+#        .git, so without it they say "unknown".)
 # Run:   docker run -p 8080:8080 -e SESSION_SECRET=$(session-proxy keygen) \
 #          -e SESSION_PROXY_UPSTREAM=http://app:3000 session-proxy
 #        (mount your own proxy.yaml at /etc/session-proxy/proxy.yaml, certificates at
 #        /etc/session-proxy/certs). docs/operations.md explains the probes and the deployment kits.
-# Tested without a container engine by tests/dockerfile.sh, which performs these steps into a
+# Tested without a container engine by tests/dockerfile.py, which performs these steps into a
 # directory (see docs/operations.md); keep to the instructions it knows (FROM, ARG, WORKDIR, COPY,
 # RUN, ENV, USER, EXPOSE, VOLUME, HEALTHCHECK, ENTRYPOINT, CMD).
 
@@ -15,9 +17,10 @@ ARG DEBIAN_VERSION=12.15
 FROM rust:${RUST_VERSION}-slim-bookworm AS build
 WORKDIR /src
 # The dependencies first, against a stub crate: this layer depends only on Cargo.toml and
-# Cargo.lock, so editing src/ rebuilds the proxy (a minute) and not its ~200 dependencies. The
-# stub bench exists because Cargo.toml declares it and cargo reads every declared target.
-COPY Cargo.toml Cargo.lock ./
+# Cargo.lock (and build.rs, which cargo compiles before anything of the package), so editing src/
+# rebuilds the proxy (a minute) and not its ~200 dependencies. The stub bench exists because
+# Cargo.toml declares it and cargo reads every declared target.
+COPY Cargo.toml Cargo.lock build.rs ./
 RUN mkdir -p src benches \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \
@@ -25,10 +28,13 @@ RUN mkdir -p src benches \
  && cargo build --release --locked --bin session-proxy \
  && rm -r src
 COPY src ./src
+# Declared here, after the dependency layer, so a new commit does not rebuild the dependencies.
+ARG GIT_COMMIT
 # COPY keeps the files' own mtimes, which can be older than the stub's build: touch, or cargo
-# would call the stub build fresh and ship it.
+# would call the stub build fresh and ship it. build.rs reads SESSION_PROXY_GIT_COMMIT (empty:
+# "unknown").
 RUN touch src/main.rs src/lib.rs \
- && cargo build --release --locked --bin session-proxy
+ && SESSION_PROXY_GIT_COMMIT="$GIT_COMMIT" cargo build --release --locked --bin session-proxy
 
 FROM debian:${DEBIAN_VERSION}-slim
 # Not "proxy": Debian's base-passwd already has a `proxy` user (uid 13), so `useradd proxy` fails

@@ -6,12 +6,24 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use session_proxy::config::{Config, Overrides};
-use session_proxy::server::{self, Server};
+use clap::{CommandFactory, Parser, Subcommand};
+use session_proxy::config::{Config, Overrides, TlsConfig};
+use session_proxy::server::{self, ServeError, Server};
 use session_proxy::session::store::{now_millis, SessionStore};
 use session_proxy::session::SessionLayer;
 use session_proxy::telemetry::{self, LogFormat};
+use session_proxy::tls::TlsError;
+
+/// What `--version` prints after the name: the commit and target come from build.rs, so a bug
+/// report that quotes it says exactly which build it is about.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SESSION_PROXY_GIT_COMMIT"),
+    ", ",
+    env!("SESSION_PROXY_TARGET"),
+    ")"
+);
 
 /// mimalloc: glibc's malloc spent ~9% of a request's CPU in malloc/free bookkeeping under load
 /// (perf, loopback wrk); mimalloc's thread-local free lists suit a thread-per-core server.
@@ -27,7 +39,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// It loads the session for every request, hands it to the app as X-Session-* request headers, and
 /// applies the app's X-Session-Set / -Delete / -Clear / -Regenerate response headers.
 #[derive(Parser)]
-#[command(version, propagate_version = true)]
+#[command(version = VERSION, propagate_version = true)]
 struct Cli {
     /// Path to the configuration file.
     #[arg(
@@ -51,8 +63,9 @@ struct Cli {
 enum Command {
     /// Run the proxy (the default when no command is given).
     Serve {
-        /// Address to accept on, overriding `listen` (e.g. 0.0.0.0:8080).
-        #[arg(long)]
+        /// Address to accept on, overriding `listen` (e.g. 0.0.0.0:8080; a host name is
+        /// resolved once, at start).
+        #[arg(long, value_parser = session_proxy::config::resolve_socket_addr)]
         listen: Option<SocketAddr>,
         /// URL of the app to front, overriding `upstream.url` (e.g. http://127.0.0.1:3000).
         #[arg(long)]
@@ -82,6 +95,19 @@ enum Command {
         /// How long to wait for the answer (the proxy itself gives the store and the upstream 2s).
         #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
+    },
+    /// Print a shell completion script, e.g.
+    /// `session-proxy completions bash > /usr/share/bash-completion/completions/session-proxy`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g.
+    /// `session-proxy man > /usr/local/share/man/man1/session-proxy.1`.
+    Man {
+        /// Print this command's page instead (`session-proxy man check > session-proxy-check.1`):
+        /// the pages the main one lists under SUBCOMMANDS.
+        command: Option<String>,
     },
 }
 
@@ -127,11 +153,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            let mut command = Cli::command();
+            let name = command.get_name().to_owned();
+            clap_complete::generate(shell, &mut command, name.clone(), &mut script);
+            if shell == clap_complete::Shell::Bash {
+                script = fix_bash_case_labels(&script, &name);
+            }
+            write_stdout(&script)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { command } => {
+            let mut cli = Cli::command().disable_help_subcommand(true);
+            // Built first, so that a subcommand carries its full name (session-proxy-check).
+            cli.build();
+            let page_of = match command {
+                None => cli,
+                Some(name) => cli.find_subcommand(&name).cloned().with_context(|| {
+                    let names: Vec<_> = cli.get_subcommands().map(|c| c.get_name()).collect();
+                    format!("no command {name:?}; one of: {}", names.join(", "))
+                })?,
+            };
+            let mut page = Vec::new();
+            clap_mangen::Man::new(page_of)
+                .render(&mut page)
+                .context("cannot render the man page")?;
+            write_stdout(&page)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check => {
             let config = Config::load(&cli.config, &Overrides::default())?;
             // The files a config points at are part of it: fail now, not at deploy time.
             if let Some(tls) = &config.tls {
-                session_proxy::tls::Tls::load(tls)?;
+                session_proxy::tls::Tls::load(tls).map_err(|e| tls_error(tls, e))?;
             }
             session_proxy::proxy::Upstream::new(&config.upstream, &config.trusted_proxies)?;
             session_proxy::session::assertion::Assertion::from_config(&config)?;
@@ -184,7 +239,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(config: Config, path: PathBuf, overrides: Overrides) -> anyhow::Result<()> {
-    let server = Server::bind_workers(&config, 0).await?;
+    let server = Server::bind_workers(&config, 0)
+        .await
+        .map_err(|e| match (e, &config.tls) {
+            (ServeError::Tls(e), Some(tls)) => tls_error(tls, e),
+            (e, _) => e.into(),
+        })?;
     tracing::info!(
         addr = %server.local_addr(),
         upstream = %config.upstream.url,
@@ -354,6 +414,46 @@ mod health {
             .map_err(|e| anyhow::anyhow!("{url}: reading the body: {e}"))?
             .to_bytes();
         Ok((status, body))
+    }
+}
+
+/// A certificate error, led by the setting that names the file (`tls.cert: cannot read
+/// /x.pem: ...`): the operator edits a setting, and the path alone does not say which one.
+fn tls_error(tls: &TlsConfig, e: TlsError) -> anyhow::Error {
+    let field = match &e {
+        TlsError::NoCertificate { .. } => "tls.cert",
+        TlsError::NoKey { .. } | TlsError::KeyMismatch { .. } => "tls.key",
+        // Certificate and key in one file: the cert is read and parsed first.
+        TlsError::Read { path, .. } | TlsError::Invalid { path, .. }
+            if *path == tls.key && *path != tls.cert =>
+        {
+            "tls.key"
+        }
+        _ => "tls.cert",
+    };
+    anyhow::Error::new(e).context(field)
+}
+
+/// clap_complete (4.6.12 and before) spells the bash `case` labels of a hyphenated binary's
+/// subcommands `session__subcmd__proxy__subcmd__check` while its dispatch loop arrives at
+/// `session__proxy__subcmd__check`, so nothing after a subcommand ever completed
+/// (clap-rs/clap#6421). Respelling the labels the loop's way fixes it; once clap_complete does,
+/// the wrong spelling is absent and this changes nothing.
+fn fix_bash_case_labels(script: &[u8], bin_name: &str) -> Vec<u8> {
+    let wrong = format!("{}__subcmd__", bin_name.replace('-', "__subcmd__"));
+    let right = format!("{}__subcmd__", bin_name.replace('-', "__"));
+    String::from_utf8_lossy(script)
+        .replace(&wrong, &right)
+        .into_bytes()
+}
+
+/// Output for a pipe: `session-proxy man | head` closing early is not an error worth a message.
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.context("cannot write to stdout"),
     }
 }
 
