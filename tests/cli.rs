@@ -311,6 +311,34 @@ fn zsh_and_fish_completions_name_every_command() {
         for sub in SUBCOMMANDS {
             assert!(script.contains(sub), "{shell}: {sub} missing");
         }
+        // Where the shell is installed (Debian's zsh and fish packages), it parses the script.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("session-proxy.{shell}"));
+        std::fs::write(&path, &script).unwrap();
+        match Command::new(shell).arg("-n").arg(&path).output() {
+            Ok(out) => assert!(
+                out.status.success(),
+                "{shell} -n: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => eprintln!("{shell} not run ({e}); its script was checked by content only"),
+        }
+        if shell == "fish" {
+            if let Ok(out) = Command::new("fish")
+                .arg("-c")
+                .arg(format!(
+                    "source '{}'; complete -C 'session-proxy serve --l'",
+                    path.display()
+                ))
+                .output()
+            {
+                let got = String::from_utf8_lossy(&out.stdout);
+                assert!(
+                    got.contains("--listen") && got.contains("--log-format"),
+                    "{got}"
+                );
+            }
+        }
     }
     let (code, _, err) = run_cli("", &["completions", "tcsh"], &[]);
     assert_eq!(code, 2, "{err}");
