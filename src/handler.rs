@@ -1,8 +1,9 @@
 //! One request's life, as a short list of phases sharing one context:
-//! prepare (proxy headers) → session in → forward → session out → access log.
+//! prepare (proxy headers) → session in → forward → session out; the access line follows with
+//! the response body.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http::{Request, Response, StatusCode};
 use http_body_util::Either;
@@ -12,6 +13,7 @@ use crate::error::{ProxyError, ResponseBody};
 use crate::metrics::Metrics;
 use crate::proxy::{self, ClientInfo, Upstream, X_REQUEST_ID};
 use crate::session::SessionLayer;
+use crate::telemetry::AccessLog;
 
 /// Everything a request needs, shared by all connections.
 pub struct App {
@@ -20,29 +22,17 @@ pub struct App {
     pub metrics: Arc<Metrics>,
 }
 
-/// What the access log line reports beyond the response itself.
-#[derive(Default)]
-struct Trace {
-    wanted: bool,
-    upstream_time: Option<Duration>,
-    session: Option<String>,
-    request_id: Option<http::HeaderValue>,
-}
-
+/// Answers one request. The access line is not written here: it goes with the response body
+/// (see [`AccessLog`]), which is when the bytes sent and the whole duration are known.
 pub async fn handle(
     app: Arc<App>,
     req: Request<Incoming>,
     client: ClientInfo,
-) -> Response<ResponseBody> {
+) -> (Response<ResponseBody>, Option<AccessLog>) {
     let start = Instant::now();
     let method = req.method().clone();
-    let uri = req.uri().clone();
-    let mut trace = Trace {
-        // The session fingerprint costs a String: only when the access log is on.
-        wanted: tracing::enabled!(target: "access", tracing::Level::INFO),
-        ..Trace::default()
-    };
-    let response = match forward(&app, req, client, &mut trace).await {
+    let mut access = AccessLog::begin(start, &req, client.peer);
+    let response = match forward(&app, req, client, &mut access).await {
         Ok(res) => res,
         Err(e) => {
             log_failure(&e);
@@ -54,31 +44,19 @@ pub async fn handle(
             e.into_response()
         }
     };
-    let elapsed = start.elapsed();
-    app.metrics.request(&method, response.status(), elapsed);
-    let request_id = trace
-        .request_id
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    tracing::info!(
-        target: "access",
-        method = %method,
-        path = uri.path(),
-        status = response.status().as_u16(),
-        upstream_ms = trace.upstream_time.map(|d| d.as_secs_f64() * 1000.0),
-        total_ms = elapsed.as_secs_f64() * 1000.0,
-        session = trace.session.as_deref(),
-        request_id,
-    );
-    response
+    app.metrics
+        .request(&method, response.status(), start.elapsed());
+    if let Some(access) = &mut access {
+        access.status = response.status();
+    }
+    (response, access)
 }
 
 async fn forward(
     app: &App,
     mut req: Request<Incoming>,
     client: ClientInfo,
-    trace: &mut Trace,
+    access: &mut Option<AccessLog>,
 ) -> Result<Response<ResponseBody>, ProxyError> {
     let upgrade = app.upstream.allowed_upgrade(req.version(), req.headers());
     let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
@@ -90,7 +68,9 @@ async fn forward(
         && proxy::target::normalize_path(parts.uri.path())
             .is_ok_and(|p| p == crate::session::assertion::JWKS_PATH);
     app.upstream.prepare(&mut parts, client, upgrade)?;
-    trace.request_id = parts.headers.get(X_REQUEST_ID).cloned();
+    if let Some(access) = access {
+        access.request_id = parts.headers.get(X_REQUEST_ID).cloned();
+    }
     // The assertion's JWKS is the proxy's own document: answered here (after the request passed
     // the same checks as any other), never forwarded.
     if let Some(assertion) = app.session.assertion().filter(|_| wants_jwks) {
@@ -98,8 +78,9 @@ async fn forward(
     }
 
     let state = app.session.on_request(&mut parts.headers).await?;
-    if trace.wanted {
-        trace.session = state.fingerprint();
+    if let Some(access) = access {
+        // The fingerprint costs a String: only when the line will be written.
+        access.session = state.fingerprint();
     }
     if let Some(reason) = state.rejected {
         app.metrics.cookie_rejected(reason);
@@ -113,7 +94,9 @@ async fn forward(
         .send(parts, body, client_upgrade.is_some())
         .await?;
     let upstream_time = sent.elapsed();
-    trace.upstream_time = Some(upstream_time);
+    if let Some(access) = access {
+        access.upstream = Some(upstream_time);
+    }
     app.metrics.upstream(upstream_time);
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {

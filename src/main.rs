@@ -248,7 +248,7 @@ async fn serve(config: Config, path: PathBuf, overrides: Overrides) -> anyhow::R
     tracing::info!(
         addr = %server.local_addr(),
         upstream = %config.upstream.url,
-        driver = ?config.sessions.driver,
+        driver = config.sessions.driver.as_str(),
         "listening"
     );
     if let Some(addr) = server.admin_addr() {

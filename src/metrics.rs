@@ -4,8 +4,15 @@
 //! is resolved once at start-up into a plain handle (an `Arc` around an atomic): on the hot path a
 //! counter is one atomic add, a histogram a bucket search and two atomic adds. No label hashing,
 //! no lock, no allocation per request.
+//!
+//! Besides the `session_proxy_*` series: `session_proxy_build_info` (which build is running), the
+//! configuration reloads, and the standard `process_*` series ([`process`], Linux only).
 
-use std::time::Duration;
+#[cfg(target_os = "linux")]
+mod process;
+
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{Method, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -57,6 +64,24 @@ struct DirectionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    commit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+/// The commit this binary was built from, when the build knew it (`build.rs` sets the variable
+/// from git; a build from a source tarball has none).
+const COMMIT: &str = match option_env!("SESSION_PROXY_GIT_COMMIT") {
+    Some(commit) => commit,
+    None => "unknown",
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StoreLabels {
     driver: &'static str,
     op: &'static str,
@@ -93,6 +118,16 @@ pub struct Metrics {
     tunnels_open: Gauge<i64, std::sync::atomic::AtomicI64>,
     /// Tunnel bytes relayed: client to upstream, upstream to client.
     tunnel_bytes: [Counter; 2],
+    /// Configuration reloads: succeeded, failed.
+    config_reloads: [Counter; 2],
+    config_last_reload_success: Gauge<f64, AtomicU64>,
+}
+
+/// Seconds since the epoch, as Prometheus timestamps are.
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -102,7 +137,25 @@ fn latency_buckets() -> impl Iterator<Item = f64> {
 
 impl Metrics {
     pub fn new(driver: &'static str) -> Metrics {
-        let mut registry = Registry::with_prefix("session_proxy");
+        // The root holds the unprefixed standard `process_*` series; everything of ours is
+        // registered under the `session_proxy` prefix.
+        let mut root = Registry::default();
+        #[cfg(target_os = "linux")]
+        root.register_collector(Box::new(process::ProcessCollector));
+        let registry = root.sub_registry_with_prefix("session_proxy");
+
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        registry.register(
+            "build_info",
+            "The running build: version and git commit; always 1",
+            build_info.clone(),
+        );
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                commit: COMMIT,
+            })
+            .set(1);
 
         let requests_family = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -250,8 +303,30 @@ impl Metrics {
                 .clone()
         });
 
+        let reloads_family = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Configuration reloads (SIGHUP), by result",
+            reloads_family.clone(),
+        );
+        let config_reloads = ["success", "failure"].map(|result| {
+            reloads_family
+                .get_or_create(&ResultLabels { result })
+                .clone()
+        });
+        let config_last_reload_success = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded successfully (start-up counts), seconds since the epoch",
+            config_last_reload_success.clone(),
+        );
+        // The configuration this process started with was loaded just before: like Prometheus'
+        // own `prometheus_config_last_reload_success_timestamp_seconds`, the series starts there,
+        // so "no successful reload since start" and "config older than X" are both one query.
+        config_last_reload_success.set(unix_now());
+
         Metrics {
-            registry,
+            registry: root,
             requests,
             request_duration,
             upstream_duration,
@@ -268,6 +343,8 @@ impl Metrics {
             tls_failures,
             tunnels_open,
             tunnel_bytes,
+            config_reloads,
+            config_last_reload_success,
         }
     }
 
@@ -350,6 +427,16 @@ impl Metrics {
         &self.tunnel_bytes[1]
     }
 
+    /// A reload was attempted: counted by result; a success also moves the timestamp.
+    pub fn config_reload(&self, ok: bool) {
+        if ok {
+            self.config_reloads[0].inc();
+            self.config_last_reload_success.set(unix_now());
+        } else {
+            self.config_reloads[1].inc();
+        }
+    }
+
     pub fn tls_handshake(&self, ok: bool) {
         if ok {
             self.tls_handshakes.inc();
@@ -389,5 +476,62 @@ mod tests {
         assert!(
             text.contains("session_proxy_tunnel_bytes_total{direction=\"upstream_to_client\"} 5")
         );
+    }
+
+    #[test]
+    fn build_info_and_reloads() {
+        let before = unix_now();
+        let m = Metrics::new("memory");
+        let text = m.render();
+        let line = format!(
+            "session_proxy_build_info{{version=\"{}\",commit=\"{COMMIT}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&line), "{line} in:\n{text}");
+        assert!(text.contains("session_proxy_config_reloads_total{result=\"success\"} 0"));
+        assert!(text.contains("session_proxy_config_reloads_total{result=\"failure\"} 0"));
+        let stamp = |text: &str| -> f64 {
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix("session_proxy_config_last_reload_success_timestamp_seconds ")
+                })
+                .unwrap_or_else(|| panic!("no timestamp in:\n{text}"))
+                .parse()
+                .unwrap()
+        };
+        // Set at start-up, to the start.
+        let started = stamp(&text);
+        assert!(started >= before && started <= unix_now(), "{started}");
+
+        m.config_reload(false);
+        let text = m.render();
+        assert!(text.contains("session_proxy_config_reloads_total{result=\"failure\"} 1"));
+        assert_eq!(stamp(&text), started, "a failure leaves the timestamp");
+
+        std::thread::sleep(Duration::from_millis(20));
+        m.config_reload(true);
+        let text = m.render();
+        assert!(text.contains("session_proxy_config_reloads_total{result=\"success\"} 1"));
+        assert!(stamp(&text) > started);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn process_series_are_unprefixed() {
+        let text = Metrics::new("cookie").render();
+        for name in [
+            "process_cpu_seconds_total ",
+            "process_resident_memory_bytes ",
+            "process_open_fds ",
+            "process_max_fds ",
+            "process_start_time_seconds ",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with(name)),
+                "{name} in:\n{text}"
+            );
+        }
+        assert!(!text.contains("session_proxy_process_"));
+        assert_eq!(text.matches("# EOF").count(), 1);
     }
 }

@@ -72,8 +72,16 @@ impl Reloader {
         }
     }
 
-    /// Re-reads the file (and the environment) and applies what can be applied live.
+    /// Re-reads the file (and the environment) and applies what can be applied live. Every
+    /// attempt is counted in `session_proxy_config_reloads_total{result}`; a success also sets
+    /// `session_proxy_config_last_reload_success_timestamp_seconds`.
     pub fn reload(&self) -> Result<Reloaded, ReloadError> {
+        let result = self.apply();
+        self.app.load().metrics.config_reload(result.is_ok());
+        result
+    }
+
+    fn apply(&self) -> Result<Reloaded, ReloadError> {
         let new = Config::load(&self.path, &self.overrides)?;
         let old = self
             .current

@@ -21,10 +21,12 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Buf;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -48,6 +50,7 @@ use crate::session::assertion::{Assertion, AssertionError};
 use crate::session::store::StoreError;
 use crate::session::store::{now_millis, SessionStore};
 use crate::session::SessionLayer;
+use crate::telemetry::AccessLog;
 use crate::tls::{Tls, TlsError};
 use crate::tunnel::{self, TunnelContext};
 
@@ -555,7 +558,8 @@ impl Listen for Admin {
     async fn serve(self, ctx: ConnContext, stream: tokio::net::TcpStream, peer: SocketAddr) {
         let (app, ready) = (self.app, self.ready);
         serve_http(&ctx, stream, peer, None, move |req| {
-            admin::handle(app.load_full(), Arc::clone(&ready), req)
+            let res = admin::handle(app.load_full(), Arc::clone(&ready), req);
+            async move { (res.await, None) }
         })
         .await
     }
@@ -589,7 +593,7 @@ impl Listen for RedirectTo {
         } = self;
         serve_http(&ctx, stream, peer, None, move |req| {
             let res = redirect(&req, https_port, pinned_host.as_deref());
-            async move { res }
+            async move { (res, None) }
         })
         .await
     }
@@ -635,7 +639,8 @@ fn redirect(
 }
 
 /// Serves one connection. `tunnels`: the metrics an upgraded connection reports to (`None` on
-/// listeners that never upgrade).
+/// listeners that never upgrade). `handle` answers a request and may hand over its access line,
+/// which [`Tracked`] writes when the response body is done.
 async fn serve_http<IO, F, Fut>(
     ctx: &ConnContext,
     io: IO,
@@ -645,7 +650,7 @@ async fn serve_http<IO, F, Fut>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
+    Fut: Future<Output = (Response<ResponseBody>, Option<AccessLog>)> + Send + 'static,
 {
     let first_request = Arc::new(AtomicBool::new(false));
     let seen = Arc::clone(&first_request);
@@ -676,7 +681,7 @@ async fn serve_http<IO, F, Fut>(
         let fut = handle(req);
         let switched = Arc::clone(&switched);
         async move {
-            let res = match upgrade {
+            let (res, access) = match upgrade {
                 Some(ctx) => tunnel::scope(ctx, fut).await,
                 None => fut.await,
             };
@@ -684,7 +689,7 @@ async fn serve_http<IO, F, Fut>(
                 // Before hyper writes the 101, so before the client sends tunnel bytes.
                 switched.set();
             }
-            Ok::<_, Infallible>(res.map(|body| Tracked::new(body, stream)))
+            Ok::<_, Infallible>(res.map(|body| Tracked::new(body, stream, access)))
         }
     });
     let io = BareLfGuard::new(io, upgraded);
@@ -805,17 +810,34 @@ impl Drop for StreamGuard {
 }
 
 pin_project_lite::pin_project! {
-    /// A response body that holds its stream open (see [`Activity`]) until hyper drops it.
+    /// A response body that holds its stream open (see [`Activity`]) until hyper drops it, and
+    /// writes the request's access line then, with the body bytes it passed on. Dropping is the
+    /// one event every response has exactly once: bodies hyper never polls (HEAD, 204, 304, a
+    /// 101 before its tunnel) are dropped too, and a body cut short by the client is dropped
+    /// with what it had sent.
     struct Tracked<B> {
         #[pin]
         inner: B,
         stream: StreamGuard,
+        access: Option<AccessLog>,
+    }
+
+    impl<B> PinnedDrop for Tracked<B> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(access) = this.project().access.take() {
+                access.write();
+            }
+        }
     }
 }
 
 impl<B> Tracked<B> {
-    fn new(inner: B, stream: StreamGuard) -> Self {
-        Tracked { inner, stream }
+    fn new(inner: B, stream: StreamGuard, access: Option<AccessLog>) -> Self {
+        Tracked {
+            inner,
+            stream,
+            access,
+        }
     }
 }
 
@@ -824,10 +846,17 @@ impl<B: hyper::body::Body> hyper::body::Body for Tracked<B> {
     type Error = B::Error;
 
     fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        self.project().inner.poll_frame(cx)
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let (Some(access), std::task::Poll::Ready(Some(Ok(frame)))) = (this.access, &polled) {
+            if let Some(data) = frame.data_ref() {
+                access.sent(data.remaining());
+            }
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -1,9 +1,15 @@
 //! Operations: the admin listener's /metrics and probes (/livez, /readyz, /healthz), the
-//! `health` command; secrets never in the logs.
+//! `health` command; the access line; secrets never in the logs.
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
 use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// The value of one Prometheus sample line (`name{labels} value`).
 fn sample(metrics: &str, series: &str) -> f64 {
@@ -399,4 +405,291 @@ async fn sighup_reloads_live_settings_and_rejects_a_bad_file() {
     assert!(proxy.wait_for_log("reload failed", Duration::from_secs(5)));
     let login = get(proxy.addr, "/login", &[]).await;
     assert!(login.cookie("sid2").is_some());
+}
+
+/// The access lines (parsed) whose `field` is `value`.
+fn access_lines(proxy: &TestProxy, field: &str, value: &str) -> Vec<serde_json::Value> {
+    proxy
+        .logs()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "access" && v[field] == value)
+        .collect()
+}
+
+/// The one access line whose `field` is `value`: waits for it, then a little longer, so a second
+/// line for the same request (written by a late drop) would be seen.
+fn the_access_line(proxy: &TestProxy, field: &str, value: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while access_lines(proxy, field, value).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let lines = access_lines(proxy, field, value);
+    assert_eq!(
+        lines.len(),
+        1,
+        "exactly one access line with {field}={value}:\n{}",
+        proxy.logs_text()
+    );
+    lines.into_iter().next().unwrap()
+}
+
+/// The raw text of a number field in a JSON log line, as the subscriber printed it.
+fn raw_number<'a>(line: &'a str, field: &str) -> &'a str {
+    let key = format!("\"{field}\":");
+    let at = line
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {field} in {line}"))
+        + key.len();
+    let rest = &line[at..];
+    &rest[..rest.find([',', '}']).unwrap()]
+}
+
+/// Issue 13 item 9: the access line names the client, host and user agent, counts the body
+/// bytes sent, and gives times in milliseconds rounded to the microsecond. It is written when
+/// the body has ended, exactly once, also for bodies that are never sent (HEAD, 204, 304) and
+/// over HTTP/2 (where the host is the `:authority`).
+#[tokio::test]
+async fn access_line_fields_and_exactly_once() {
+    let up = TestUpstream::with(|seen| match seen.uri.path() {
+        "/empty" => Reply::ok().status(204).body(""),
+        "/same" => Reply::ok().status(304).body(""),
+        _ => Reply::ok(),
+    })
+    .await;
+    let proxy = ProxyBuilder::new(&up.url()).driver("memory").start();
+    // The harness learns the address from this line before it stores it.
+    assert!(proxy.wait_for_log("\"listening\"", Duration::from_secs(5)));
+    let started = proxy
+        .logs()
+        .into_iter()
+        .find(|l| l.contains("\"listening\""))
+        .unwrap();
+    let started: serde_json::Value = serde_json::from_str(&started).unwrap();
+    assert_eq!(started["driver"], "memory", "lower case, as configured");
+
+    let res = get(
+        proxy.addr,
+        "/page?token=not-logged",
+        &[
+            ("host", "app.test"),
+            ("user-agent", "ops-test/1.0 (+quotes \"ok\")"),
+            ("x-request-id", "plain-1"),
+        ],
+    )
+    .await;
+    assert_eq!(res.text(), "hello from upstream");
+    let line = the_access_line(&proxy, "request_id", "plain-1");
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["path"], "/page");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["bytes"], 19);
+    assert_eq!(line["host"], "app.test");
+    assert_eq!(line["user_agent"], "ops-test/1.0 (+quotes \"ok\")");
+    let client = line["client"].as_str().unwrap();
+    assert!(
+        client.starts_with("127.0.0.1:") && client[10..].parse::<u16>().is_ok(),
+        "{client}"
+    );
+    let text = proxy
+        .logs()
+        .into_iter()
+        .find(|l| l.contains("\"request_id\":\"plain-1\""))
+        .unwrap();
+    assert!(!text.contains("not-logged"), "{text}");
+    for field in ["total_ms", "upstream_ms"] {
+        let ms = raw_number(&text, field);
+        let decimals = ms.split_once('.').map_or(0, |(_, d)| d.len());
+        assert!(decimals <= 3, "{field}={ms}: rounded to the microsecond");
+        assert!(ms.parse::<f64>().unwrap() >= 0.0);
+    }
+    assert!(line["total_ms"].as_f64().unwrap() >= line["upstream_ms"].as_f64().unwrap());
+
+    // HEAD, 204 and 304: no body goes out, the line is still written once, with 0 bytes.
+    let head = send(
+        proxy.addr,
+        Request::head("/page")
+            .header("host", "app.test")
+            .header("x-request-id", "head-1")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(head.status, 200);
+    for (path, id, status) in [
+        ("/empty", "no-content-1", 204),
+        ("/same", "not-modified-1", 304),
+    ] {
+        let res = get(proxy.addr, path, &[("x-request-id", id)]).await;
+        assert_eq!(res.status, status);
+    }
+    for (id, method, status) in [
+        ("head-1", "HEAD", 200),
+        ("no-content-1", "GET", 204),
+        ("not-modified-1", "GET", 304),
+    ] {
+        let line = the_access_line(&proxy, "request_id", id);
+        assert_eq!(line["method"], method, "{line}");
+        assert_eq!(line["status"], status, "{line}");
+        assert_eq!(line["bytes"], 0, "{line}");
+    }
+
+    // HTTP/2: the host comes from :authority.
+    let res = send_h2(
+        proxy.addr,
+        Request::get("http://h2.test/over-h2")
+            .header("x-request-id", "h2-1")
+            .header("user-agent", "h2-client")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    let line = the_access_line(&proxy, "request_id", "h2-1");
+    assert_eq!(line["host"], "h2.test");
+    assert_eq!(line["user_agent"], "h2-client");
+    assert_eq!(line["bytes"], 19);
+    proxy.assert_no_panic();
+}
+
+/// A body of many frames is counted whole, and the line is written when it has been sent:
+/// `total_ms` covers the download, not just the response head.
+#[tokio::test]
+async fn access_line_counts_a_streamed_body() {
+    let up = StreamUpstream::start().await;
+    let proxy = ProxyBuilder::new(&up.url()).start();
+    let len = 3 * 1024 * 1024 + 17;
+    let (status, got) = download(
+        proxy.addr,
+        &format!("/download/{len}"),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!((status.as_u16(), got), (200, len));
+    let line = the_access_line(&proxy, "path", &format!("/download/{len}"));
+    assert_eq!(line["bytes"], len);
+    assert!(line["total_ms"].as_f64().unwrap() >= line["upstream_ms"].as_f64().unwrap());
+}
+
+/// A 101 is logged once, when it is answered: not again when the tunnel closes.
+#[tokio::test]
+async fn an_upgrade_is_logged_once() {
+    let up = RawUpstream::start(Mode::UpgradeEcho(
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+            .to_vec(),
+    ))
+    .await;
+    let proxy = ProxyBuilder::new(&up.url()).start();
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Request-Id: ws-1\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let (head, _) = read_response_head(&mut s, Duration::from_secs(5)).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // Bytes through the tunnel are the tunnel's (session_proxy_tunnel_bytes_total), not the 101's.
+    s.write_all(b"ping").await.unwrap();
+    let mut back = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&back, b"ping");
+    let line = the_access_line(&proxy, "request_id", "ws-1");
+    assert_eq!(line["status"], 101);
+    assert_eq!(line["bytes"], 0);
+    drop(s);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(access_lines(&proxy, "request_id", "ws-1").len(), 1);
+    proxy.assert_no_panic();
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// build_info, the standard process series (read from the proxy's own /proc), and the reload
+/// counters: the timestamp starts at start-up, moves on a good SIGHUP and stays on a bad one.
+#[tokio::test]
+async fn metrics_build_process_and_reloads() {
+    let up = TestUpstream::start().await;
+    let before = unix_now();
+    let proxy = ProxyBuilder::new(&up.url())
+        .set("admin_listen", "127.0.0.1:0")
+        .start();
+    let after = unix_now();
+    let admin = proxy.admin_addr();
+    let m = get(admin, "/metrics", &[]).await.text();
+
+    let build = m
+        .lines()
+        .find(|l| l.starts_with("session_proxy_build_info{"))
+        .unwrap_or_else(|| panic!("no build_info in:\n{m}"));
+    let prefix = format!(
+        "session_proxy_build_info{{version=\"{}\",commit=\"",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(build.starts_with(&prefix), "{build}");
+    assert!(
+        build.ends_with("\"} 1") && build.len() > prefix.len() + 4,
+        "{build}"
+    );
+
+    // The process series are the proxy's, not this test's.
+    let started = sample(&m, "process_start_time_seconds");
+    assert!(
+        started >= before - 1.0 && started <= after + 1.0,
+        "{before} <= {started} <= {after}"
+    );
+    assert!(sample(&m, "process_cpu_seconds_total") >= 0.0);
+    assert!(sample(&m, "process_resident_memory_bytes") > 1024.0 * 1024.0);
+    assert!(sample(&m, "process_open_fds") >= 4.0);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", proxy.pid())).unwrap();
+    let soft: f64 = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(sample(&m, "process_max_fds"), soft);
+
+    let success = "session_proxy_config_reloads_total{result=\"success\"}";
+    let failure = "session_proxy_config_reloads_total{result=\"failure\"}";
+    let stamp = "session_proxy_config_last_reload_success_timestamp_seconds";
+    assert_eq!((sample(&m, success), sample(&m, failure)), (0.0, 0.0));
+    let at_start = sample(&m, stamp);
+    assert!(
+        at_start >= before - 1.0 && at_start <= after + 1.0,
+        "{before} <= {at_start} <= {after}"
+    );
+
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let yaml = std::fs::read_to_string(&proxy.config_path).unwrap();
+    let renamed = yaml.replace("driver: cookie", "driver: cookie\n  cookie_name: sid2");
+    assert_ne!(yaml, renamed);
+    std::fs::write(&proxy.config_path, &renamed).unwrap();
+    proxy.signal("HUP");
+    assert!(proxy.wait_for_log("configuration reloaded", Duration::from_secs(5)));
+    let m = get(admin, "/metrics", &[]).await.text();
+    assert_eq!((sample(&m, success), sample(&m, failure)), (1.0, 0.0));
+    let reloaded = sample(&m, stamp);
+    assert!(reloaded > at_start && reloaded <= unix_now(), "{reloaded}");
+
+    std::fs::write(&proxy.config_path, "upstream: [nonsense\n").unwrap();
+    proxy.signal("HUP");
+    assert!(proxy.wait_for_log("reload failed", Duration::from_secs(5)));
+    let m = get(admin, "/metrics", &[]).await.text();
+    assert_eq!((sample(&m, success), sample(&m, failure)), (1.0, 1.0));
+    assert_eq!(
+        sample(&m, stamp),
+        reloaded,
+        "a failed reload leaves the timestamp"
+    );
 }
