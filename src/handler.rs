@@ -28,7 +28,7 @@ pub async fn handle(
     app: Arc<App>,
     req: Request<Incoming>,
     client: ClientInfo,
-) -> (Response<ResponseBody>, Option<AccessLog>) {
+) -> (Response<ResponseBody>, Option<Box<AccessLog>>) {
     let start = Instant::now();
     let method = req.method().clone();
     let mut access = AccessLog::begin(start, &req, client.peer);
@@ -56,7 +56,7 @@ async fn forward(
     app: &App,
     mut req: Request<Incoming>,
     client: ClientInfo,
-    access: &mut Option<AccessLog>,
+    access: &mut Option<Box<AccessLog>>,
 ) -> Result<Response<ResponseBody>, ProxyError> {
     let upgrade = app.upstream.allowed_upgrade(req.version(), req.headers());
     let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));

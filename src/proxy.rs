@@ -70,10 +70,22 @@ pub enum UpstreamSetupError {
 }
 
 /// What the server knows about the client connection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ClientInfo {
     pub peer: SocketAddr,
     pub tls: bool,
+    /// `peer`'s address as the forwarding headers write it, formatted once per connection.
+    pub addr: forwarded::PeerAddr,
+}
+
+impl ClientInfo {
+    pub fn new(peer: SocketAddr, tls: bool) -> ClientInfo {
+        ClientInfo {
+            peer,
+            tls,
+            addr: forwarded::PeerAddr::new(peer.ip()),
+        }
+    }
 }
 
 pub struct Upstream {
@@ -196,7 +208,7 @@ impl Upstream {
         forwarded::apply(
             headers,
             &forwarded::Hop {
-                peer: client.peer.ip(),
+                peer: &client.addr,
                 tls: client.tls,
                 host: original_host.as_ref(),
             },
@@ -428,6 +440,11 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 
 /// Removes the hop-by-hop headers of RFC 9110 §7.6.1, including every header `Connection` names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Most heads carry none of them: one pass over the names present (a standard name compares
+    // as a tag) costs far less than a hashed removal per listed name.
+    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return;
+    }
     let named: Vec<HeaderName> = connection_tokens(headers)
         .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();

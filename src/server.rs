@@ -514,9 +514,9 @@ impl Listen for Public {
         let _open = scopeguard(move || metrics.connection_closed());
         match self.tls {
             None => {
-                let info = ClientInfo { peer, tls: false };
+                let info = ClientInfo::new(peer, false);
                 serve_http(&ctx, stream, peer, tunnels, move |req| {
-                    handler::handle(app.load_full(), req, info)
+                    handler::handle(app.load_full(), req, info.clone())
                 })
                 .await
             }
@@ -538,9 +538,9 @@ impl Listen for Public {
                         return;
                     }
                 };
-                let info = ClientInfo { peer, tls: true };
+                let info = ClientInfo::new(peer, true);
                 serve_http(&ctx, stream, peer, tunnels, move |req| {
-                    handler::handle(app.load_full(), req, info)
+                    handler::handle(app.load_full(), req, info.clone())
                 })
                 .await
             }
@@ -650,7 +650,7 @@ async fn serve_http<IO, F, Fut>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = (Response<ResponseBody>, Option<AccessLog>)> + Send + 'static,
+    Fut: Future<Output = (Response<ResponseBody>, Option<Box<AccessLog>>)> + Send + 'static,
 {
     let first_request = Arc::new(AtomicBool::new(false));
     let seen = Arc::clone(&first_request);
@@ -819,7 +819,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: B,
         stream: StreamGuard,
-        access: Option<AccessLog>,
+        access: Option<Box<AccessLog>>,
     }
 
     impl<B> PinnedDrop for Tracked<B> {
@@ -832,7 +832,7 @@ pin_project_lite::pin_project! {
 }
 
 impl<B> Tracked<B> {
-    fn new(inner: B, stream: StreamGuard, access: Option<AccessLog>) -> Self {
+    fn new(inner: B, stream: StreamGuard, access: Option<Box<AccessLog>>) -> Self {
         Tracked {
             inner,
             stream,

@@ -59,12 +59,18 @@ pub struct AccessLog {
 }
 
 impl AccessLog {
-    /// `None` when the access log is off, so the request pays for nothing below.
-    pub fn begin<B>(start: Instant, req: &Request<B>, client: SocketAddr) -> Option<AccessLog> {
+    /// `None` when the access log is off, so the request pays for nothing below. Boxed: the
+    /// record rides in the handler's future and in hyper's per-connection body slot, which would
+    /// otherwise grow by its size on every connection, idle ones included.
+    pub fn begin<B>(
+        start: Instant,
+        req: &Request<B>,
+        client: SocketAddr,
+    ) -> Option<Box<AccessLog>> {
         if !tracing::enabled!(target: "access", tracing::Level::INFO) {
             return None;
         }
-        Some(AccessLog {
+        Some(Box::new(AccessLog {
             start,
             method: req.method().clone(),
             uri: req.uri().clone(),
@@ -76,7 +82,7 @@ impl AccessLog {
             session: None,
             request_id: None,
             bytes: 0,
-        })
+        }))
     }
 
     /// Counts response body bytes handed to the connection.

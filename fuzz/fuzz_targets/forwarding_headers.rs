@@ -53,7 +53,8 @@ fuzz_target!(|input: (Vec<Header<'_>>, [u8; 4], bool)| {
     let mut headers = build(&list);
     let host = HeaderValue::from_static("app.test");
     let peer = std::net::IpAddr::from(ip);
-    forwarded::apply(&mut headers, &forwarded::Hop { peer, tls, host: Some(&host) }, &[]);
+    let addr = forwarded::PeerAddr::new(peer);
+    forwarded::apply(&mut headers, &forwarded::Hop { peer: &addr, tls, host: Some(&host) }, &[]);
     for (name, value) in &headers {
         if forwarded::is_forwarding_header(name.as_str()) {
             let ours = [

@@ -8,7 +8,6 @@
 //! inside `trusted_proxies` (a load balancer in front of us) has its chain kept and extended, as
 //! nginx's `set_real_ip_from` and Traefik's `forwardedHeaders.trustedIPs` do.
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -56,9 +55,40 @@ fn same(c: u8, p: u8) -> bool {
     c == p || (c == b'_' && p == b'-')
 }
 
+/// The client's address, canonical (see [`canonical`]) and already written out. Built once per
+/// connection: formatting an address costs more than the rest of the family together, and every
+/// request on the connection writes it two or three times.
+#[derive(Clone, Debug)]
+pub struct PeerAddr {
+    ip: IpAddr,
+    text: HeaderValue,
+}
+
+impl PeerAddr {
+    pub fn new(ip: IpAddr) -> PeerAddr {
+        let ip = canonical(ip);
+        PeerAddr {
+            ip,
+            // An address's text is digits, dots, colons and hex letters: always a valid value.
+            text: HeaderValue::try_from(ip.to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+        }
+    }
+
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+
+    /// The address as `X-Forwarded-For` and `X-Real-IP` carry it (a shared buffer: cloning it
+    /// copies nothing).
+    pub fn text(&self) -> &HeaderValue {
+        &self.text
+    }
+}
+
 /// What the proxy knows about this hop.
 pub struct Hop<'a> {
-    pub peer: IpAddr,
+    pub peer: &'a PeerAddr,
     pub tls: bool,
     /// The authority the client addressed, already validated.
     pub host: Option<&'a HeaderValue>,
@@ -66,27 +96,29 @@ pub struct Hop<'a> {
 
 /// Replaces the family in `headers` with the proxy's own values (see the module docs).
 pub fn apply(headers: &mut HeaderMap, hop: &Hop<'_>, trusted: &[IpNet]) {
-    let peer = canonical(hop.peer);
+    let peer = hop.peer.ip;
     let peer_trusted = trusted.iter().any(|net| net.contains(&peer));
     let kept = peer_trusted.then(|| Kept::take(headers));
     strip(headers);
 
-    // One header value for the peer's address, shared (a refcount) by X-Forwarded-For and
+    // The peer's address, already written out, is shared (a refcount) by X-Forwarded-For and
     // X-Real-IP in the usual case of a client that is not a trusted proxy.
-    let peer_value = HeaderValue::try_from(peer.to_string()).ok();
-    let prior_chain = kept.as_ref().and_then(|k| k.xff.as_deref());
-    match (prior_chain, &peer_value) {
-        (Some(prior), _) => {
-            let chain = format!("{prior}, {peer}");
-            let real_ip = real_ip(&chain, trusted).unwrap_or(peer);
+    let peer_text = hop.peer.text.to_str().unwrap_or("unknown");
+    match kept.as_ref().and_then(|k| k.xff.as_deref()) {
+        Some(prior) => {
+            let chain = format!("{prior}, {peer_text}");
+            match real_ip(&chain, trusted) {
+                Some(ip) if ip != peer => insert(headers, X_REAL_IP, ip.to_string()),
+                _ => {
+                    headers.insert(X_REAL_IP, hop.peer.text.clone());
+                }
+            }
             insert(headers, X_FORWARDED_FOR, chain);
-            insert(headers, X_REAL_IP, real_ip.to_string());
         }
-        (None, Some(v)) => {
-            headers.insert(X_FORWARDED_FOR, v.clone());
-            headers.insert(X_REAL_IP, v.clone());
+        None => {
+            headers.insert(X_FORWARDED_FOR, hop.peer.text.clone());
+            headers.insert(X_REAL_IP, hop.peer.text.clone());
         }
-        (None, None) => {}
     }
 
     let mut forwarded = String::with_capacity(64);
@@ -94,7 +126,7 @@ pub fn apply(headers: &mut HeaderMap, hop: &Hop<'_>, trusted: &[IpNet]) {
         forwarded.push_str(prior);
         forwarded.push_str(", ");
     }
-    forwarded_element(&mut forwarded, peer, hop);
+    forwarded_element(&mut forwarded, hop);
     insert(headers, FORWARDED, forwarded);
 
     let proto = kept
@@ -179,13 +211,17 @@ fn real_ip(chain: &str, trusted: &[IpNet]) -> Option<IpAddr> {
 }
 
 /// `for=…;proto=…;host=…` for this hop (RFC 7239 §4), quoting where the grammar needs it.
-fn forwarded_element(out: &mut String, peer: IpAddr, hop: &Hop<'_>) {
-    match peer {
-        IpAddr::V4(v4) => {
-            let _ = write!(out, "for={v4}");
+fn forwarded_element(out: &mut String, hop: &Hop<'_>) {
+    let text = hop.peer.text.to_str().unwrap_or("unknown");
+    match hop.peer.ip {
+        IpAddr::V4(_) => {
+            out.push_str("for=");
+            out.push_str(text);
         }
-        IpAddr::V6(v6) => {
-            let _ = write!(out, "for=\"[{v6}]\"");
+        IpAddr::V6(_) => {
+            out.push_str("for=\"[");
+            out.push_str(text);
+            out.push_str("]\"");
         }
     }
     out.push_str(if hop.tls {
@@ -199,9 +235,12 @@ fn forwarded_element(out: &mut String, peer: IpAddr, hop: &Hop<'_>) {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
         {
-            let _ = write!(out, ";host={host}");
+            out.push_str(";host=");
+            out.push_str(host);
         } else {
-            let _ = write!(out, ";host=\"{host}\"");
+            out.push_str(";host=\"");
+            out.push_str(host);
+            out.push('"');
         }
     }
 }
@@ -240,7 +279,7 @@ mod tests {
         apply(
             &mut h,
             &Hop {
-                peer: peer.parse().unwrap(),
+                peer: &PeerAddr::new(peer.parse().unwrap()),
                 tls: false,
                 host: Some(&host),
             },
