@@ -326,6 +326,10 @@ impl Scanner {
 /// cut short by the end of the read counts when what there is could still become one.
 fn may_frame(rest: &[u8]) -> bool {
     const NAMES: [&[u8]; 2] = [b"content-length:", b"transfer-encoding:"];
+    // Most lines are ruled out by their first letter; this runs for every line of every head.
+    if !matches!(rest.first(), None | Some(b'c' | b'C' | b't' | b'T')) {
+        return false;
+    }
     NAMES.iter().any(|name| {
         let n = name.len().min(rest.len());
         rest[..n].eq_ignore_ascii_case(&name[..n])
