@@ -10,29 +10,11 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_port() { for _ in $(seq 1 200); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 did not open" >&2; return 1; }
-
+cd "$(dirname "$0")/.."
+# shellcheck source=benches/common.sh
+. benches/common.sh
 UP=$(free_port)
-BODY='{"ok":true,"message":"hello from the upstream","padding":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}'
-mkdir -p "$work/up"
-cat > "$work/up/nginx.conf" <<EOF
-worker_processes 1;
-error_log $work/up/error.log warn;
-pid $work/up/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$UP;
-    location = /login { add_header X-Session-Set "user=bench"; return 200 '$BODY'; }
-    location / { return 200 '$BODY'; }
-  }
-}
-EOF
-/usr/sbin/nginx -p "$work/up" -c "$work/up/nginx.conf" -g 'daemon off;' & pids+=($!)
-wait_port "$UP"
+start_upstream "$UP"
 SECRET=$("$NEW" keygen)
 "$NEW" keygen --assertion --out "$work/assertion.pem"
 declare -A port cookie
@@ -42,7 +24,7 @@ start() { # name bin driver [extra]
     "$p" "$UP" "$3" "$SECRET" "${4:-}" > "$work/$1.yaml"
   RUST_LOG=warn "$2" --config "$work/$1.yaml" serve 2>"$work/$1.log" & pids+=($!)
   wait_port "$p"
-  cookie[$1]=$(curl -s -o /dev/null -D - "http://127.0.0.1:$p/login" | tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \(session_id=[^;]*\);.*/\1/p' | head -1)
+  cookie[$1]=$(login_cookie "$p")
   [ -n "${cookie[$1]}" ] || { echo "no cookie from $1" >&2; exit 1; }
 }
 start old_cookie "$OLD" cookie

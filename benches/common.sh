@@ -1,0 +1,52 @@
+# Shared by the benchmark scripts (sourced, not run): ports, the nginx upstream every benchmark
+# proxies to, and starting a session-proxy in front of it. The caller sets `work` (a temporary
+# directory) and `pids` (an array the caller's EXIT trap kills).
+
+# The upstream's answer: the same small JSON body in every benchmark.
+BODY='{"ok":true,"message":"hello from the upstream","padding":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}'
+NGINX=${NGINX:-/usr/sbin/nginx}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_port() {
+  for _ in $(seq 1 "${WAIT_TRIES:-400}"); do
+    (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "port $1 did not open" >&2
+  return 1
+}
+
+# start_upstream PORT [WORKER_CONNECTIONS]: one nginx worker answering $BODY (and an
+# X-Session-Set on /login), logs off, keep-alive for as long as the benchmark runs.
+start_upstream() {
+  local port=$1 conns=${2:-4096}
+  mkdir -p "$work/up"
+  cat > "$work/up/nginx.conf" <<EOC
+worker_processes 1;
+worker_rlimit_nofile $((conns * 2));
+error_log $work/up/error.log warn;
+pid $work/up/nginx.pid;
+events { worker_connections $conns; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$port;
+    location = /login { add_header X-Session-Set "user=bench"; return 200 '$BODY'; }
+    location / { return 200 '$BODY'; }
+  }
+}
+EOC
+  "$NGINX" -p "$work/up" -c "$work/up/nginx.conf" -g 'daemon off;' 2>"$work/up/stderr" &
+  pids+=($!)
+  wait_port "$port"
+}
+
+# login_cookie PORT: the `session_id=...` pair a fresh login on the proxy at PORT sets.
+login_cookie() {
+  curl -s -o /dev/null -D - "http://127.0.0.1:$1/login" | tr -d '\r' |
+    sed -n 's/^[Ss]et-[Cc]ookie: \(session_id=[^;]*\);.*/\1/p' | head -1
+}
