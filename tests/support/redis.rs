@@ -73,25 +73,39 @@ impl RedisTlsFiles {
     }
 }
 
-/// Whether this machine's `redis-server` was built with TLS (Debian's is). `Err` carries its
-/// answer, for a test to say why it skipped.
-pub fn redis_server_has_tls() -> Result<(), String> {
-    // Without TLS support the option itself is refused; with it, no port to listen on is the
-    // only complaint.
-    let out = Command::new("redis-server")
-        .args(["--port", "0", "--tls-port", "0"])
-        .output()
+/// Whether this machine's `redis-server` can serve TLS (Debian's is built with it): one is
+/// started on a free port with `files` and must listen. `Err` carries what it printed, for a test
+/// to say why it skipped. (A build without TLS may still accept `--tls-port 0`, so only a real
+/// TLS port tells.)
+pub fn redis_server_has_tls(files: &RedisTlsFiles) -> Result<(), String> {
+    let port = free_port();
+    let mut child = Command::new("redis-server")
+        .args(["--port", "0", "--tls-port", &port.to_string()])
+        .args(["--bind", "127.0.0.1", "--save", ""])
+        .args(files.server_args(false))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| format!("cannot run redis-server: {e}"))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if text.contains("not listen anywhere") {
-        Ok(())
-    } else {
-        Err(text.trim().to_owned())
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut up = false;
+    while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+        up = wait_for_port(addr, Duration::from_millis(100));
+        if up {
+            break;
+        }
     }
+    let _ = child.kill();
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if up {
+        return Ok(());
+    }
+    Err(format!(
+        "no TLS port came up: {}{}",
+        String::from_utf8_lossy(&out.stdout).trim(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    ))
 }
 
 /// A free port whose cluster-bus port (+10000, which a cluster node also binds, or exits) is
