@@ -716,7 +716,7 @@ impl Config {
             }
             // The files are part of the config: `check` and start-up refuse a bad one by name
             // instead of every request failing later with 503.
-            crate::session::store::redis::tls::certificates(r)
+            crate::session::store::redis::tls::check(r)
                 .map_err(|e| ConfigError::field(e.field, e.message))?;
         }
         let l = &self.limits;

@@ -55,12 +55,18 @@ pub fn certificates(config: &RedisConfig) -> Result<Option<TlsCertificates>, Tls
     }))
 }
 
-/// What the files hold, parsed and checked. `None` when the URLs are not TLS.
+/// Reads and checks the files only (no system roots): what config validation needs.
+pub fn check(config: &RedisConfig) -> Result<(), TlsFileError> {
+    load_files(config).map(|_| ())
+}
+
+/// What the files hold, parsed and checked.
 struct Files {
     ca: Vec<CertificateDer<'static>>,
     client: Option<ClientTlsConfig>,
 }
 
+/// `None` when the URLs are plain `redis://` and no TLS file is set.
 fn load_files(config: &RedisConfig) -> Result<Option<Files>, TlsFileError> {
     let set_fields = [
         ("redis.ca", config.ca.is_some()),
