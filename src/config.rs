@@ -240,6 +240,16 @@ pub struct RedisConfig {
     pub pool_size: usize,
     #[serde(with = "duration_serde", default = "defaults::redis_timeout")]
     pub timeout: Duration,
+    /// Extra root certificate(s) (PEM) trusted for `rediss://`, on top of the system roots: a
+    /// Redis with a private CA, as `upstream.ca` is for the upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate chain (PEM) for a Redis with `tls-auth-clients yes`; with `client_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<PathBuf>,
+    /// The private key (PEM) of `client_cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<PathBuf>,
 }
 
 impl fmt::Debug for RedisConfig {
@@ -260,6 +270,9 @@ impl Default for RedisConfig {
             key_prefix: defaults::key_prefix(),
             pool_size: defaults::pool_size(),
             timeout: defaults::redis_timeout(),
+            ca: None,
+            client_cert: None,
+            client_key: None,
         }
     }
 }
@@ -766,6 +779,10 @@ impl Config {
             if r.timeout.is_zero() {
                 return Err(ConfigError::field("redis.timeout", "must be > 0"));
             }
+            // The files are part of the config: `check` and start-up refuse a bad one by name
+            // instead of every request failing later with 503.
+            crate::session::store::redis::tls::check(r)
+                .map_err(|e| ConfigError::field(e.field, e.message))?;
         }
         let l = &self.limits;
         if l.max_connections == 0 {

@@ -13,7 +13,6 @@ pub mod trailers;
 
 use std::error::Error as StdError;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -531,7 +530,7 @@ fn tls_client_config(
             return Err(UpstreamSetupError::CaEmpty { path: shown });
         }
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crate::tls::crypto_provider();
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| UpstreamSetupError::Tls(e.to_string()))?

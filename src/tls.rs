@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use rustls::crypto::CryptoProvider;
 use rustls::server::ServerConfig;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
@@ -102,7 +103,7 @@ fn server_config(cert_path: &Path, key_path: &Path) -> Result<ServerConfig, TlsE
         }
     };
 
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crypto_provider();
     let signing_key =
         provider
             .key_provider
@@ -130,6 +131,25 @@ fn server_config(cert_path: &Path, key_path: &Path) -> Result<ServerConfig, TlsE
         .with_cert_resolver(Arc::new(SingleCert(Arc::new(certified))));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// The one crypto provider every TLS config of the proxy is built with: aws-lc-rs, which offers the
+/// X25519MLKEM768 hybrid (post-quantum) key exchange first, then X25519, P-256, P-384.
+///
+/// The listener and the upstream client pass it explicitly. The Redis client cannot be handed one:
+/// it builds its config with `ClientConfig::builder()`, which takes the process default, so the
+/// first call also installs this provider as that default. Were a different default installed
+/// before (only an embedding program could), it is left alone and returned, so the whole process
+/// still agrees on one provider.
+pub fn crypto_provider() -> Arc<CryptoProvider> {
+    static DEFAULT: std::sync::OnceLock<Arc<CryptoProvider>> = std::sync::OnceLock::new();
+    Arc::clone(DEFAULT.get_or_init(|| {
+        // Fails only when a default is already set; either way one is set afterwards.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        CryptoProvider::get_default()
+            .map(Arc::clone)
+            .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+    }))
 }
 
 /// Serves one certificate whatever the SNI (like `with_single_cert`, but keeping our own

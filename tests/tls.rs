@@ -202,14 +202,17 @@ async fn stalled_handshake_is_cut_off() {
     assert_eq!(ok.answer.status, 200);
 }
 
+/// The key exchange groups an [`https_upstream`] agreed on, one per handshake.
+type Groups = Arc<std::sync::Mutex<Vec<rustls::NamedGroup>>>;
+
 /// An HTTPS upstream with a certificate from `ca`; counts the requests it served.
-async fn https_upstream(ca: &TestCa) -> (SocketAddr, Arc<AtomicUsize>) {
+async fn https_upstream(ca: &TestCa) -> (SocketAddr, Arc<AtomicUsize>, Groups) {
     let (cert, key, _) = ca.leaf("upstream");
     let certs = rustls::pki_types::CertificateDer::pem_slice_iter(cert.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
     let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -222,6 +225,8 @@ async fn https_upstream(ca: &TestCa) -> (SocketAddr, Arc<AtomicUsize>) {
     let addr = listener.local_addr().unwrap();
     let served = Arc::new(AtomicUsize::new(0));
     let served2 = served.clone();
+    let groups = Groups::default();
+    let groups2 = groups.clone();
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
@@ -229,10 +234,14 @@ async fn https_upstream(ca: &TestCa) -> (SocketAddr, Arc<AtomicUsize>) {
             };
             let acceptor = acceptor.clone();
             let served = served2.clone();
+            let groups = groups2.clone();
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
+                if let Some(group) = tls.get_ref().1.negotiated_key_exchange_group() {
+                    groups.lock().unwrap().push(group.name());
+                }
                 let svc = service_fn(move |_req| {
                     served.fetch_add(1, Ordering::SeqCst);
                     async {
@@ -245,13 +254,13 @@ async fn https_upstream(ca: &TestCa) -> (SocketAddr, Arc<AtomicUsize>) {
             });
         }
     });
-    (addr, served)
+    (addr, served, groups)
 }
 
 #[tokio::test]
 async fn https_upstream_verified_with_the_configured_ca() {
     let ca = TestCa::new("upstream CA");
-    let (addr, served) = https_upstream(&ca).await;
+    let (addr, served, groups) = https_upstream(&ca).await;
     let dir = tempfile::tempdir().unwrap();
     let ca_path = dir.path().join("upstream-ca.pem");
     std::fs::write(&ca_path, ca.pem()).unwrap();
@@ -262,16 +271,46 @@ async fn https_upstream_verified_with_the_configured_ca() {
     assert_eq!(res.status, 200);
     assert_eq!(res.text(), "secure hello");
     assert_eq!(served.load(Ordering::SeqCst), 1);
+    // The upstream client offers the post-quantum hybrid too.
+    assert_eq!(
+        *groups.lock().unwrap(),
+        vec![rustls::NamedGroup::X25519MLKEM768]
+    );
 }
 
 #[tokio::test]
 async fn unverifiable_https_upstream_gets_502_and_nothing_forwarded() {
     let ca = TestCa::new("unknown CA");
-    let (addr, served) = https_upstream(&ca).await;
+    let (addr, served, _) = https_upstream(&ca).await;
     let proxy = ProxyBuilder::new(&format!("https://localhost:{}", addr.port())).start();
     let res = get(proxy.addr, "/", &[]).await;
     assert_eq!(res.status, 502);
     assert_eq!(served.load(Ordering::SeqCst), 0);
+}
+
+/// The listener settles on the X25519MLKEM768 hybrid (post-quantum) key exchange with a client
+/// that offers it first, as rustls' default and current browsers do; a client offering only
+/// classical groups still gets in, with X25519.
+#[tokio::test]
+async fn key_exchange_is_the_post_quantum_hybrid_when_offered() {
+    use rustls::crypto::aws_lc_rs::{default_provider, kx_group};
+    let up = TestUpstream::with(session_app()).await;
+    let p = https_proxy(&up, |b| b);
+    let ca = p.ca.pem();
+    assert_eq!(
+        default_provider().kx_groups[0].name(),
+        rustls::NamedGroup::X25519MLKEM768,
+        "the test client offers the hybrid first"
+    );
+    let group = negotiated_group(p.proxy.addr, &ca, default_provider()).await;
+    assert_eq!(group, rustls::NamedGroup::X25519MLKEM768);
+
+    let classical = rustls::crypto::CryptoProvider {
+        kx_groups: vec![kx_group::X25519, kx_group::SECP256R1],
+        ..default_provider()
+    };
+    let group = negotiated_group(p.proxy.addr, &ca, classical).await;
+    assert_eq!(group, rustls::NamedGroup::X25519);
 }
 
 fn tls_yaml(cert: &str, key: &str) -> String {

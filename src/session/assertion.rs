@@ -12,7 +12,7 @@
 //!   thumbprint, and is served by the admin listener and on the public listener at [`JWKS_PATH`].
 //!
 //! JWS encoding, key parsing and JWK thumbprints come from `jsonwebtoken`; the public key of the
-//! signing key is derived with `ring`. Nothing here does crypto or base64 by hand.
+//! signing key is derived with `aws-lc-rs`. Nothing here does crypto or base64 by hand.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -347,7 +347,7 @@ fn read(path: &Path) -> Result<Vec<u8>, AssertionError> {
 }
 
 /// The signing key, its algorithm and its public JWK. Ed25519 is tried first (the default), then
-/// ECDSA P-256; `ring` derives the public key from the PKCS#8 document and refuses other curves.
+/// ECDSA P-256; `aws-lc-rs` derives the public key from the PKCS#8 document and refuses other curves.
 fn load_private(path: &Path) -> Result<(EncodingKey, Algorithm, Jwk), AssertionError> {
     let pem = read(path)?;
     let bad = |reason: String| AssertionError::PrivateKey {
@@ -355,23 +355,23 @@ fn load_private(path: &Path) -> Result<(EncodingKey, Algorithm, Jwk), AssertionE
         reason,
     };
     if let Ok(key) = EncodingKey::from_ed_pem(&pem) {
-        let pair = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(key.as_bytes())
+        let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(key.as_bytes())
             .map_err(|e| bad(format!("Ed25519: {e}")))?;
-        let public = DecodingKey::from_ed_der(ring::signature::KeyPair::public_key(&pair).as_ref());
+        let public =
+            DecodingKey::from_ed_der(aws_lc_rs::signature::KeyPair::public_key(&pair).as_ref());
         let jwk = Jwk::from_decoding_key(&public, Some(Algorithm::EdDSA))
             .map_err(|e| bad(e.to_string()))?;
         return Ok((key, Algorithm::EdDSA, jwk));
     }
     match EncodingKey::from_ec_pem(&pem) {
         Ok(key) => {
-            let pair = ring::signature::EcdsaKeyPair::from_pkcs8(
-                &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            let pair = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
+                &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
                 key.as_bytes(),
-                &ring::rand::SystemRandom::new(),
             )
             .map_err(|e| bad(format!("ECDSA P-256: {e}")))?;
             let public =
-                DecodingKey::from_ec_der(ring::signature::KeyPair::public_key(&pair).as_ref());
+                DecodingKey::from_ec_der(aws_lc_rs::signature::KeyPair::public_key(&pair).as_ref());
             let jwk = Jwk::from_decoding_key(&public, Some(Algorithm::ES256))
                 .map_err(|e| bad(e.to_string()))?;
             Ok((key, Algorithm::ES256, jwk))

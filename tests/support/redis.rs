@@ -1,7 +1,7 @@
 //! Real `redis-server` processes on free ports, stopped by PID on drop. Never the machine's 6379.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,102 @@ pub struct RedisServer {
     child: Option<Child>,
     dir: tempfile::TempDir,
     extra: Vec<String>,
+    /// Set for a TLS-only server: `port` is then its `--tls-port` and there is no plain port.
+    tls: Option<RedisTlsFiles>,
+}
+
+/// The files of a TLS `redis-server` and of a client it accepts, all issued by one test CA.
+#[derive(Clone)]
+pub struct RedisTlsFiles {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl RedisTlsFiles {
+    /// Writes a server leaf (localhost, 127.0.0.1) and a client leaf from `ca` into `dir`.
+    pub fn issue(ca: &super::tls::TestCa, dir: &Path) -> RedisTlsFiles {
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let (server_cert, server_key, _) = ca.leaf("redis-server");
+        let (client_cert, client_key, _) = ca.leaf("session-proxy");
+        RedisTlsFiles {
+            ca: write("ca.pem", &ca.pem()),
+            server_cert: write("server-cert.pem", &server_cert),
+            server_key: write("server-key.pem", &server_key),
+            client_cert: write("client-cert.pem", &client_cert),
+            client_key: write("client-key.pem", &client_key),
+        }
+    }
+
+    fn server_args(&self, auth_clients: bool) -> Vec<String> {
+        let mut args = Vec::new();
+        for (flag, path) in [
+            ("--tls-cert-file", &self.server_cert),
+            ("--tls-key-file", &self.server_key),
+            ("--tls-ca-cert-file", &self.ca),
+        ] {
+            args.push(flag.to_string());
+            args.push(path.display().to_string());
+        }
+        args.push("--tls-auth-clients".into());
+        args.push(if auth_clients { "yes" } else { "no" }.into());
+        args
+    }
+
+    /// `redis-cli`'s flags to reach a server with these files (presenting the client cert).
+    fn cli_args(&self) -> Vec<String> {
+        let mut args = vec!["--tls".to_string()];
+        for (flag, path) in [
+            ("--cacert", &self.ca),
+            ("--cert", &self.client_cert),
+            ("--key", &self.client_key),
+        ] {
+            args.push(flag.to_string());
+            args.push(path.display().to_string());
+        }
+        args
+    }
+}
+
+/// Whether this machine's `redis-server` can serve TLS (Debian's is built with it): one is
+/// started on a free port with `files` and must listen. `Err` carries what it printed, for a test
+/// to say why it skipped. (A build without TLS may still accept `--tls-port 0`, so only a real
+/// TLS port tells.)
+pub fn redis_server_has_tls(files: &RedisTlsFiles) -> Result<(), String> {
+    let port = free_port();
+    let mut child = Command::new("redis-server")
+        .args(["--port", "0", "--tls-port", &port.to_string()])
+        .args(["--bind", "127.0.0.1", "--save", ""])
+        .args(files.server_args(false))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run redis-server: {e}"))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut up = false;
+    while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+        up = wait_for_port(addr, Duration::from_millis(100));
+        if up {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if up {
+        return Ok(());
+    }
+    Err(format!(
+        "no TLS port came up: {}{}",
+        String::from_utf8_lossy(&out.stdout).trim(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    ))
 }
 
 /// A free port whose cluster-bus port (+10000, which a cluster node also binds, or exits) is
@@ -34,12 +130,26 @@ impl RedisServer {
 
     /// Starts `redis-server` with extra arguments (e.g. `["--appendonly", "yes"]`).
     pub fn start_with(extra: &[&str]) -> RedisServer {
+        Self::start_inner(extra.iter().map(|s| s.to_string()).collect(), None)
+    }
+
+    /// Starts a TLS-only `redis-server` (`--port 0 --tls-port P`) with the certificates in
+    /// `files`; with `auth_clients` it requires a client certificate from the same CA
+    /// (`--tls-auth-clients yes`). Extra arguments as for [`RedisServer::start_with`].
+    pub fn start_tls(files: &RedisTlsFiles, auth_clients: bool, extra: &[&str]) -> RedisServer {
+        let mut args = files.server_args(auth_clients);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::start_inner(args, Some(files.clone()))
+    }
+
+    fn start_inner(extra: Vec<String>, tls: Option<RedisTlsFiles>) -> RedisServer {
         let dir = tempfile::tempdir().unwrap();
         let mut server = RedisServer {
             port: 0,
             child: None,
             dir,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
+            extra,
+            tls,
         };
         for _ in 0..5 {
             server.port = free_port();
@@ -51,8 +161,13 @@ impl RedisServer {
     }
 
     fn launch(&mut self) -> bool {
+        let port = self.port.to_string();
+        let ports: &[&str] = match self.tls {
+            None => &["--port", &port],
+            Some(_) => &["--port", "0", "--tls-port", &port],
+        };
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
+            .args(ports)
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
@@ -71,8 +186,14 @@ impl RedisServer {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
+    /// `redis://`, or `rediss://` for a TLS server.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -97,6 +218,7 @@ impl RedisServer {
     pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
             .args(["-p", &self.port.to_string()])
+            .args(self.tls.iter().flat_map(RedisTlsFiles::cli_args))
             .args(args)
             .output()
             .unwrap();
@@ -125,24 +247,41 @@ pub fn wait_for_port(addr: SocketAddr, within: Duration) -> bool {
 /// `redis-cli --cluster create`, no replicas. Stopped by PID on drop, like [`RedisServer`].
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
+    tls: Option<RedisTlsFiles>,
 }
+
+/// A relative config file lands in the node's own `--dir`.
+const CLUSTER_ARGS: [&str; 6] = [
+    "--cluster-enabled",
+    "yes",
+    "--cluster-config-file",
+    "nodes.conf",
+    "--cluster-node-timeout",
+    "2000",
+];
 
 impl RedisCluster {
     pub fn start(masters: usize) -> RedisCluster {
-        let nodes: Vec<RedisServer> = (0..masters)
-            .map(|_| {
-                // A relative config file lands in the node's own `--dir`.
-                RedisServer::start_with(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    "2000",
-                ])
-            })
+        let nodes = (0..masters)
+            .map(|_| RedisServer::start_with(&CLUSTER_ARGS))
             .collect();
+        Self::join(nodes, None)
+    }
+
+    /// The same over TLS only: clients, the cluster bus (`--tls-cluster yes`) and the addresses
+    /// `CLUSTER SLOTS` announces are all TLS, with the certificates in `files`.
+    pub fn start_tls(masters: usize, files: &RedisTlsFiles) -> RedisCluster {
+        let mut extra = CLUSTER_ARGS.to_vec();
+        extra.extend(["--tls-cluster", "yes"]);
+        let nodes = (0..masters)
+            .map(|_| RedisServer::start_tls(files, false, &extra))
+            .collect();
+        Self::join(nodes, Some(files.clone()))
+    }
+
+    fn join(nodes: Vec<RedisServer>, tls: Option<RedisTlsFiles>) -> RedisCluster {
         let out = Command::new("redis-cli")
+            .args(tls.iter().flat_map(RedisTlsFiles::cli_args))
             .arg("--cluster")
             .arg("create")
             .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
@@ -155,7 +294,7 @@ impl RedisCluster {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let cluster = RedisCluster { nodes };
+        let cluster = RedisCluster { nodes, tls };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let ready = cluster.nodes.iter().all(|n| {
@@ -175,9 +314,14 @@ impl RedisCluster {
 
     /// Seed URLs for `redis.cluster`.
     pub fn urls(&self) -> Vec<String> {
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         self.nodes
             .iter()
-            .map(|n| format!("redis://127.0.0.1:{}", n.port))
+            .map(|n| format!("{scheme}://127.0.0.1:{}", n.port))
             .collect()
     }
 
@@ -203,6 +347,7 @@ impl RedisCluster {
     /// Runs a command against whichever node answers it, following redirects.
     pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
+            .args(self.tls.iter().flat_map(RedisTlsFiles::cli_args))
             .args(["-c", "-p", &self.nodes[0].port.to_string()])
             .args(args)
             .output()

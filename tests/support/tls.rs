@@ -57,14 +57,23 @@ impl TestCa {
     }
 }
 
+/// A client as rustls builds it by default: the aws-lc-rs provider, which offers X25519MLKEM768
+/// first.
 pub fn client_config(ca_pem: &str, alpn: &[&[u8]]) -> rustls::ClientConfig {
+    client_config_with(ca_pem, alpn, rustls::crypto::aws_lc_rs::default_provider())
+}
+
+pub fn client_config_with(
+    ca_pem: &str,
+    alpn: &[&[u8]],
+    provider: rustls::crypto::CryptoProvider,
+) -> rustls::ClientConfig {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
@@ -163,4 +172,25 @@ pub async fn presented_cert(addr: SocketAddr, ca_pem: &str) -> Result<Vec<u8>, S
         .and_then(|c| c.first())
         .map(|c| c.to_vec())
         .unwrap_or_default())
+}
+
+/// The key exchange group a handshake with `addr` (SNI `localhost`) settles on, for a client
+/// built on `provider`.
+pub async fn negotiated_group(
+    addr: SocketAddr,
+    ca_pem: &str,
+    provider: rustls::crypto::CryptoProvider,
+) -> rustls::NamedGroup {
+    let config = client_config_with(ca_pem, &[], provider);
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("handshake");
+    tls.get_ref()
+        .1
+        .negotiated_key_exchange_group()
+        .expect("a key exchange took place")
+        .name()
 }

@@ -36,6 +36,15 @@
 //! [`ConnectionManager`], which reconnects on I/O errors; Cluster keeps its connection in a slot
 //! that is filled on first successful use and retried on every request until it is. Every
 //! operation is bounded by `redis.timeout` as a whole.
+//!
+//! # TLS
+//!
+//! `rediss://` URLs (standalone and every Cluster seed) are verified against the system roots
+//! plus `redis.ca`, and present `redis.client_cert` when set; [`tls`] turns the files into the
+//! crate's [`::redis::TlsCertificates`]. The crate builds its rustls config from the process-wide
+//! crypto provider, which [`crate::tls::crypto_provider`] installs before any client exists.
+
+pub mod tls;
 
 use std::future::Future;
 use std::sync::RwLock;
@@ -323,8 +332,15 @@ impl RedisStore {
         idle_timeout: Option<Duration>,
     ) -> Result<RedisStore, StoreError> {
         let timeout = config.timeout;
+        // Installs the process default that the crate's `ClientConfig::builder()` takes.
+        crate::tls::crypto_provider();
+        let certs = tls::certificates(config).map_err(|e| config_error(e.to_string()))?;
         let backend = if config.cluster.is_empty() {
-            let client = ::redis::Client::open(config.url.as_str()).map_err(|e| {
+            let client = match certs {
+                Some(certs) => ::redis::Client::build_with_tls(config.url.as_str(), certs),
+                None => ::redis::Client::open(config.url.as_str()),
+            }
+            .map_err(|e| {
                 config_error(format!(
                     "invalid redis.url {}: {e}",
                     crate::config::redact_url_str(&config.url)
@@ -342,21 +358,23 @@ impl RedisStore {
                 .map_err(|e| config_error(format!("cannot set up the redis client: {e}")))?;
             Backend::Single(manager)
         } else {
-            let client = ClusterClient::builder(config.cluster.iter().map(String::as_str))
+            let mut builder = ClusterClient::builder(config.cluster.iter().map(String::as_str))
                 .connection_timeout(timeout)
                 .response_timeout(timeout)
                 .retries(2)
                 .min_retry_wait(10)
-                .max_retry_wait(100)
-                .build()
-                .map_err(|e| {
-                    let nodes: Vec<String> = config
-                        .cluster
-                        .iter()
-                        .map(|u| crate::config::redact_url_str(u))
-                        .collect();
-                    config_error(format!("invalid redis.cluster {nodes:?}: {e}"))
-                })?;
+                .max_retry_wait(100);
+            if let Some(certs) = certs {
+                builder = builder.certs(certs);
+            }
+            let client = builder.build().map_err(|e| {
+                let nodes: Vec<String> = config
+                    .cluster
+                    .iter()
+                    .map(|u| crate::config::redact_url_str(u))
+                    .collect();
+                config_error(format!("invalid redis.cluster {nodes:?}: {e}"))
+            })?;
             Backend::Cluster(Box::new(ClusterSlot {
                 client,
                 conn: RwLock::new(None),
