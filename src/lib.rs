@@ -11,7 +11,8 @@
 //!   writes the cookie. [`session::protocol`] is the header grammar (pure functions),
 //!   [`session::store`] the storage back ends behind one trait, [`session::assertion`] the signed
 //!   `X-Session-Assertion` (JWS) and its JWKS.
-//! - [`handler`] is one request's life: prepare → session in → forward → session out → log.
+//! - [`handler`] is one request's life: prepare → session in → forward → session out; the access
+//!   line is written when the response body ends ([`telemetry::AccessLog`]).
 //! - [`proxy`] forwards the request to the upstream over a pooled client: hop-by-hop headers,
 //!   `Via`, upgrades, timeouts. [`proxy::target`] decides which request targets and `Host`s are
 //!   acceptable and removes dot-segments, [`proxy::forwarded`] writes the client-address headers
@@ -25,9 +26,10 @@
 //!   `/readyz`, `/healthz`) and `/jwks.json` on a separate listener.
 //! - [`reload`] applies a changed `proxy.yaml` on SIGHUP without dropping connections.
 //! - [`config`] turns `proxy.yaml` plus the environment into a validated [`config::Config`].
-//! - [`tls`] loads and hot-reloads the certificate for HTTPS listeners.
+//! - [`tls`] loads and hot-reloads the certificate for HTTPS listeners and holds the one crypto
+//!   provider (aws-lc-rs, the X25519MLKEM768 hybrid offered first).
 //! - [`worker`] knows which worker thread is running, for per-worker connection pools.
-//! - [`telemetry`] sets up logging.
+//! - [`telemetry`] sets up logging and writes the access line.
 #![forbid(unsafe_code)]
 // Nothing reachable from a request may panic: an invariant that does not hold must become an error
 // or a safe skip (the last round's DEL panic came from an `expect` whose invariant did not hold).
