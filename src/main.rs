@@ -420,17 +420,7 @@ mod health {
 /// A certificate error, led by the setting that names the file (`tls.cert: cannot read
 /// /x.pem: ...`): the operator edits a setting, and the path alone does not say which one.
 fn tls_error(tls: &TlsConfig, e: TlsError) -> anyhow::Error {
-    let field = match &e {
-        TlsError::NoCertificate { .. } => "tls.cert",
-        TlsError::NoKey { .. } | TlsError::KeyMismatch { .. } => "tls.key",
-        // Certificate and key in one file: the cert is read and parsed first.
-        TlsError::Read { path, .. } | TlsError::Invalid { path, .. }
-            if *path == tls.key && *path != tls.cert =>
-        {
-            "tls.key"
-        }
-        _ => "tls.cert",
-    };
+    let field = e.setting(tls);
     anyhow::Error::new(e).context(field)
 }
 

@@ -32,8 +32,13 @@ pub enum ReloadError {
     Upstream(#[from] UpstreamSetupError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    Tls(#[from] TlsError),
+    /// A certificate that does not load, with the setting naming its file.
+    #[error("{setting}")]
+    Tls {
+        setting: &'static str,
+        #[source]
+        source: TlsError,
+    },
     #[error(transparent)]
     Assertion(#[from] AssertionError),
 }
@@ -143,7 +148,10 @@ impl Reloader {
             Arc::new(Upstream::new(&new.upstream, &new.trusted_proxies)?)
         };
         if let (Some(tls), Some(cfg)) = (&self.tls, &new.tls) {
-            tls.reload_from(cfg)?;
+            tls.reload_from(cfg).map_err(|source| ReloadError::Tls {
+                setting: source.setting(cfg),
+                source,
+            })?;
             done.tls_reloaded = true;
         }
         self.app.store(Arc::new(App {

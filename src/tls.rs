@@ -37,6 +37,24 @@ pub enum TlsError {
     KeyMismatch { cert: PathBuf, key: PathBuf },
 }
 
+impl TlsError {
+    /// The setting that names the file at fault (`tls.cert` or `tls.key`): the operator edits a
+    /// setting, and the path alone does not say which one when both point at one file.
+    pub fn setting(&self, cfg: &TlsConfig) -> &'static str {
+        match self {
+            TlsError::NoCertificate { .. } => "tls.cert",
+            TlsError::NoKey { .. } | TlsError::KeyMismatch { .. } => "tls.key",
+            // Certificate and key in one file: the cert is read and parsed first.
+            TlsError::Read { path, .. } | TlsError::Invalid { path, .. }
+                if *path == cfg.key && *path != cfg.cert =>
+            {
+                "tls.key"
+            }
+            _ => "tls.cert",
+        }
+    }
+}
+
 /// The TLS side of the listener, reloadable in place.
 pub struct Tls {
     /// The files to re-read on reload; a config reload may point at new ones.

@@ -165,6 +165,8 @@ async fn sighup_reloads_the_certificate_and_a_bad_file_keeps_the_old_one() {
     assert!(p
         .proxy
         .wait_for_log("reload failed", Duration::from_secs(5)));
+    // The log line names the setting, not only the path.
+    assert!(p.proxy.wait_for_log("tls.cert: ", Duration::from_secs(5)));
     assert_eq!(presented_cert(addr, &ca2).await.unwrap(), second);
     let ok = https_request(addr, &ca2, false, req("/", None)).await;
     assert_eq!(ok.answer.status, 200);
