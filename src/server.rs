@@ -199,11 +199,6 @@ impl Server {
             .and_then(|(l, _)| l.local_addr().ok())
     }
 
-    /// The pipeline requests run through now.
-    pub fn app(&self) -> Arc<App> {
-        self.app.load_full()
-    }
-
     /// The handle that re-reads `path` and applies it live (SIGHUP).
     pub fn reloader(&self, path: PathBuf, overrides: Overrides, config: Config) -> Reloader {
         Reloader::new(

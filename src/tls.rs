@@ -57,8 +57,6 @@ impl TlsError {
 
 /// The TLS side of the listener, reloadable in place.
 pub struct Tls {
-    /// The files to re-read on reload; a config reload may point at new ones.
-    files: std::sync::Mutex<(PathBuf, PathBuf)>,
     current: ArcSwap<ServerConfig>,
 }
 
@@ -66,7 +64,6 @@ impl Tls {
     pub fn load(cfg: &TlsConfig) -> Result<Tls, TlsError> {
         let config = server_config(&cfg.cert, &cfg.key)?;
         Ok(Tls {
-            files: std::sync::Mutex::new((cfg.cert.clone(), cfg.key.clone())),
             current: ArcSwap::from_pointee(config),
         })
     }
@@ -76,18 +73,10 @@ impl Tls {
         TlsAcceptor::from(self.current.load_full())
     }
 
-    /// Re-reads the certificate and key. On error the old pair stays in use.
-    pub fn reload(&self) -> Result<(), TlsError> {
-        let (cert, key) = self.files.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        self.current.store(Arc::new(server_config(&cert, &key)?));
-        Ok(())
-    }
-
     /// Loads the files `cfg` names (perhaps new paths) and, on success, uses them from now on.
     pub fn reload_from(&self, cfg: &TlsConfig) -> Result<(), TlsError> {
         self.current
             .store(Arc::new(server_config(&cfg.cert, &cfg.key)?));
-        *self.files.lock().unwrap_or_else(|p| p.into_inner()) = (cfg.cert.clone(), cfg.key.clone());
         Ok(())
     }
 }

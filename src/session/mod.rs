@@ -143,10 +143,6 @@ impl SessionLayer {
         Arc::clone(&self.store)
     }
 
-    pub fn cookie_name(&self) -> &str {
-        self.spec.name()
-    }
-
     /// Phase one. Errors only when a cookie was presented and the store cannot be asked about it.
     pub async fn on_request(&self, headers: &mut HeaderMap) -> Result<SessionState, ProxyError> {
         protocol::strip_session_headers(headers);
