@@ -19,12 +19,16 @@ use session_proxy::config::{Config, Overrides};
 use session_proxy::server::Server;
 use session_proxy::session::protocol;
 use session_proxy::session::store::cookie::CookieStore;
-use session_proxy::session::store::{now_millis, Session, SessionStore};
+use session_proxy::session::store::{now_millis, Session, SessionId, SessionStore};
 
 const SECRET: &str = "bench-secret-0123456789abcdefghijklmnopqrstuvwxyz";
 
 fn sample_session() -> Session {
-    let mut s = Session::new(now_millis(), Duration::from_secs(3600));
+    let mut s = Session::new(
+        SessionId::generate(),
+        now_millis(),
+        Duration::from_secs(3600),
+    );
     let data = Arc::make_mut(&mut s.data);
     data.insert("user_id".into(), json!(42));
     data.insert("name".into(), json!("Jos\u{e9}"));

@@ -62,6 +62,7 @@ async fn forged_cookie_under_another_secret_is_refused() {
 
     let forger = CookieStore::new(COOKIE, OTHER_SECRET, &[], None);
     let mut session = Session::new(
+        session_proxy::session::store::SessionId::generate(),
         session_proxy::session::store::now_millis(),
         Duration::from_secs(3600),
     );

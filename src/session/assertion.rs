@@ -443,7 +443,11 @@ mod tests {
     }
 
     fn session(user: Value) -> Session {
-        let mut s = Session::new(0, Duration::from_secs(3600));
+        let mut s = Session::new(
+            crate::session::store::SessionId::generate(),
+            0,
+            Duration::from_secs(3600),
+        );
         Arc::make_mut(&mut s.data).insert("user".into(), user);
         s
     }

@@ -232,9 +232,11 @@ impl SessionLayer {
 
         let mut created = false;
         if session.is_none() && !controls.set.is_empty() {
-            let mut fresh = Session::new(now, self.max_age);
-            fresh.id = self.store.generate_id(None);
-            session = Some(fresh);
+            session = Some(Session::new(
+                self.store.generate_id(None),
+                now,
+                self.max_age,
+            ));
             created = true;
         }
 

@@ -150,7 +150,7 @@ mod tests {
     const B: &str = "fedcba9876543210fedcba9876543210";
 
     fn session() -> Session {
-        let mut s = Session::new(1_000, Duration::from_secs(60));
+        let mut s = Session::new(SessionId::generate(), 1_000, Duration::from_secs(60));
         Arc::make_mut(&mut s.data).insert("user".into(), json!("Jos\u{e9}"));
         s
     }

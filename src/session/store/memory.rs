@@ -172,7 +172,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_deltas_both_land() {
         let store = MemoryStore::new(None);
-        let s = Session::new(0, Duration::from_secs(60));
+        let s = Session::new(SessionId::generate(), 0, Duration::from_secs(60));
         store.create(&s).await.unwrap();
         let a = [("a".to_string(), json!(1))];
         let b = [("b".to_string(), json!(2))];
@@ -209,7 +209,7 @@ mod tests {
     #[tokio::test]
     async fn destroyed_session_is_not_resurrected_by_update() {
         let store = MemoryStore::new(None);
-        let s = Session::new(0, Duration::from_secs(60));
+        let s = Session::new(SessionId::generate(), 0, Duration::from_secs(60));
         store.create(&s).await.unwrap();
         store.destroy(&s.id).await.unwrap();
         let set = [("x".to_string(), json!(true))];
@@ -232,7 +232,7 @@ mod tests {
     #[tokio::test]
     async fn regenerate_moves_and_cleanup_sweeps() {
         let store = MemoryStore::new(Some(Duration::from_secs(1)));
-        let s = Session::new(0, Duration::from_secs(60));
+        let s = Session::new(SessionId::generate(), 0, Duration::from_secs(60));
         store.create(&s).await.unwrap();
         let mut moved = s.clone();
         moved.id = SessionId::generate();

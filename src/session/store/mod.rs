@@ -131,9 +131,10 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(now: Millis, max_age: Duration) -> Session {
+    /// A fresh session under `id` (the store chooses it: see `generate_id`).
+    pub fn new(id: SessionId, now: Millis, max_age: Duration) -> Session {
         Session {
-            id: SessionId::generate(),
+            id,
             data: Arc::new(Data::new()),
             created: now,
             last_seen: now,
@@ -376,7 +377,7 @@ mod tests {
 
     #[test]
     fn deadline_is_the_earlier_expiry() {
-        let mut s = Session::new(1_000, Duration::from_secs(10));
+        let mut s = Session::new(SessionId::generate(), 1_000, Duration::from_secs(10));
         assert_eq!(s.deadline(None), 11_000);
         assert_eq!(s.deadline(Some(Duration::from_secs(2))), 3_000);
         s.last_seen = 10_000;
