@@ -38,34 +38,10 @@ cleanup() {
   [ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-wait_port() {
-  for _ in $(seq 1 400); do
-    (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "port $1 did not open" >&2; return 1
-}
+# shellcheck source=benches/common.sh
+. benches/common.sh
 UP=$(free_port); PORT=$(free_port)
-mkdir -p "$work/up"
-cat > "$work/up/nginx.conf" <<EOF
-worker_processes 1;
-error_log $work/up/error.log warn;
-pid $work/up/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$UP;
-    location = /login { add_header X-Session-Set "user=bench"; return 200 'logged in'; }
-    location / { return 200 '{"ok":true,"message":"hello from the upstream"}'; }
-  }
-}
-EOF
-"$NGINX" -p "$work/up" -c "$work/up/nginx.conf" -g 'daemon off;' & pids+=($!)
+start_upstream "$UP"
 cat > "$work/proxy.yaml" <<EOF
 listen: 127.0.0.1:$PORT
 upstream:
@@ -93,8 +69,7 @@ if [ -n "${WRAP:-}" ]; then
   done
   pids+=("$PID")  # stopping the wrapper does not stop its child; the child's exit ends the wrapper
 fi
-cookie=$(curl -s -o /dev/null -D - "http://127.0.0.1:$PORT/login" | tr -d '\r' \
-  | sed -n 's/^[Ss]et-[Cc]ookie: \(session_id=[^;]*\);.*/\1/p' | head -1)
+cookie=$(login_cookie "$PORT")
 [ -n "$cookie" ] || { echo "no session cookie" >&2; exit 1; }
 sleep 0.5
 out=$(python3 benches/idle_connections.py --port "$PORT" --pid "$PID" --count "$IDLE" \

@@ -79,20 +79,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-wait_port() {
-  for _ in $(seq 1 100); do
-    (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "port $1 did not open" >&2; return 1
-}
+# shellcheck source=benches/common.sh
+. benches/common.sh
 
 UP=$(free_port); NGX=$(free_port); NGXS=$(free_port); RPORT=$(free_port)
 CK=$(free_port); MEM=$(free_port); RED=$(free_port); TLS=$(free_port)
-BODY='{"ok":true,"message":"hello from the upstream","padding":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}'
 
 # The certificate both TLS servers present: ECDSA P-256, as in the issue.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
@@ -100,23 +91,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
   -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 
 worker_conns=$((IDLE + 4096))
-mkdir -p "$work/up" "$work/ngx"
-cat > "$work/up/nginx.conf" <<EOF
-worker_processes 1;
-worker_rlimit_nofile $((worker_conns * 2));
-error_log $work/up/error.log warn;
-pid $work/up/nginx.pid;
-events { worker_connections $worker_conns; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$UP;
-    location = /login { add_header X-Session-Set "user=bench"; return 200 '$BODY'; }
-    location / { return 200 '$BODY'; }
-  }
-}
-EOF
+mkdir -p "$work/ngx"
 cat > "$work/ngx/nginx.conf" <<EOF
 worker_processes 2;
 worker_rlimit_nofile $((worker_conns * 2));
@@ -144,7 +119,7 @@ http {
   }
 }
 EOF
-"$NGINX" -p "$work/up" -c "$work/up/nginx.conf" -g 'daemon off;' 2>"$work/up/stderr" & pids+=($!)
+start_upstream "$UP" "$worker_conns"
 "$NGINX" -p "$work/ngx" -c "$work/ngx/nginx.conf" -g 'daemon off;' 2>"$work/ngx/stderr" & pids+=($!)
 NGX_MASTER=$!
 redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null & pids+=($!)
