@@ -75,14 +75,10 @@ impl PeerAddr {
         }
     }
 
-    pub fn ip(&self) -> IpAddr {
-        self.ip
-    }
-
-    /// The address as `X-Forwarded-For` and `X-Real-IP` carry it (a shared buffer: cloning it
-    /// copies nothing).
-    pub fn text(&self) -> &HeaderValue {
-        &self.text
+    /// The address as text, for the headers that embed it (`Forwarded`, a kept chain); the
+    /// `HeaderValue` itself is shared (a refcount) by `X-Forwarded-For` and `X-Real-IP`.
+    fn as_str(&self) -> &str {
+        self.text.to_str().unwrap_or("unknown")
     }
 }
 
@@ -103,7 +99,7 @@ pub fn apply(headers: &mut HeaderMap, hop: &Hop<'_>, trusted: &[IpNet]) {
 
     // The peer's address, already written out, is shared (a refcount) by X-Forwarded-For and
     // X-Real-IP in the usual case of a client that is not a trusted proxy.
-    let peer_text = hop.peer.text.to_str().unwrap_or("unknown");
+    let peer_text = hop.peer.as_str();
     match kept.as_ref().and_then(|k| k.xff.as_deref()) {
         Some(prior) => {
             let chain = format!("{prior}, {peer_text}");
@@ -212,7 +208,7 @@ fn real_ip(chain: &str, trusted: &[IpNet]) -> Option<IpAddr> {
 
 /// `for=…;proto=…;host=…` for this hop (RFC 7239 §4), quoting where the grammar needs it.
 fn forwarded_element(out: &mut String, hop: &Hop<'_>) {
-    let text = hop.peer.text.to_str().unwrap_or("unknown");
+    let text = hop.peer.as_str();
     match hop.peer.ip {
         IpAddr::V4(_) => {
             out.push_str("for=");
