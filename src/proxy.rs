@@ -573,6 +573,20 @@ mod tests {
         assert_eq!(h.len(), 1, "{h:?}");
     }
 
+    /// The pass that skips the removals when nothing listed is present must still see each listed
+    /// name on its own, without a `Connection` header to draw attention (custom names included).
+    #[test]
+    fn each_hop_by_hop_name_alone_goes() {
+        for name in HOP_BY_HOP {
+            let mut h = HeaderMap::new();
+            h.insert(name.clone(), HeaderValue::from_static("x"));
+            h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+            remove_hop_by_hop(&mut h);
+            assert!(!h.contains_key(&name), "{name} kept");
+            assert_eq!(h.len(), 1, "{h:?}");
+        }
+    }
+
     #[test]
     fn upgrade_needs_both_headers_and_http11() {
         let mut h = HeaderMap::new();
