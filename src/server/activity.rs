@@ -46,6 +46,61 @@ impl Activity {
     }
 }
 
+/// What the idle timer found when it fired.
+pub(super) enum Idle {
+    /// A stream is open, or one ended less than `limits.idle_timeout` ago: re-armed.
+    Busy,
+    /// No stream for the whole timeout: time to close (HTTP/2: GOAWAY first).
+    Expired,
+    /// Told to finish (GOAWAY sent) a whole idle period ago and still open: a client that never
+    /// acknowledges the GOAWAY's ping. Hang up.
+    StillOpenAfterGoaway,
+}
+
+/// `limits.idle_timeout` for one connection: checked when it could first have run out, then
+/// re-armed for when it next could (the last stream's end + the timeout), so an idle connection
+/// costs one timer.
+pub(super) struct IdleTimer {
+    timeout: Duration,
+    expired: bool,
+}
+
+impl IdleTimer {
+    pub(super) fn new(timeout: Duration) -> IdleTimer {
+        IdleTimer {
+            timeout,
+            expired: false,
+        }
+    }
+
+    /// The timer `sleep` fired: re-arms it and says what the connection's `activity` means.
+    pub(super) fn fired(
+        &mut self,
+        activity: &Activity,
+        sleep: Pin<&mut tokio::time::Sleep>,
+    ) -> Idle {
+        let now = tokio::time::Instant::now();
+        match activity.idle_for() {
+            Some(idle_for) if idle_for >= self.timeout => {
+                if self.expired {
+                    return Idle::StillOpenAfterGoaway;
+                }
+                self.expired = true;
+                sleep.reset(now + self.timeout);
+                Idle::Expired
+            }
+            Some(idle_for) => {
+                sleep.reset(now + (self.timeout - idle_for));
+                Idle::Busy
+            }
+            None => {
+                sleep.reset(now + self.timeout);
+                Idle::Busy
+            }
+        }
+    }
+}
+
 /// Ends its stream when dropped: with the response body, or with the service future if the
 /// stream was reset before the response.
 pub(super) struct StreamGuard(Arc<Activity>);

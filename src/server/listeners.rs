@@ -13,6 +13,7 @@ use crate::proxy::ClientInfo;
 use crate::tls::Tls;
 
 /// The public listener: the proxy itself.
+#[derive(Clone)]
 pub(super) struct Public {
     pub(super) app: Arc<ArcSwap<App>>,
     pub(super) tls: Option<Arc<Tls>>,
@@ -36,7 +37,7 @@ impl Listen for Public {
             Some(tls) => {
                 let acceptor = tls.acceptor();
                 let stream = match tokio::time::timeout(
-                    ctx.handshake_timeout,
+                    ctx.settings.limits.tls_handshake_timeout,
                     acceptor.accept(stream),
                 )
                 .await
@@ -62,6 +63,7 @@ impl Listen for Public {
 }
 
 /// The admin listener.
+#[derive(Clone)]
 pub(super) struct Admin {
     pub(super) app: Arc<ArcSwap<App>>,
     pub(super) ready: Arc<Readiness>,

@@ -23,7 +23,8 @@ mod bind;
 mod conn;
 mod listeners;
 mod redirect;
-mod shutdown;
+pub mod shutdown;
+mod workers;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,7 +34,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::admin::Readiness;
 use crate::config::{Config, Driver, LimitsConfig, Overrides};
@@ -46,12 +47,14 @@ use crate::session::store::StoreError;
 use crate::session::store::{now_millis, SessionStore};
 use crate::session::SessionLayer;
 use crate::tls::{Tls, TlsError};
-use accept::{AcceptContext, ConnContext};
-use bind::{bind, ensure_unused, reuseport_listener};
-use conn::connection_builder;
+use accept::AcceptContext;
+use bind::{bind, bind_public, PublicSockets};
+use conn::ConnSettings;
 use listeners::{Admin, Public};
 use redirect::RedirectTo;
 pub use shutdown::shutdown_signal;
+use shutdown::{Drain, Signal, Trigger};
+use workers::{spawn_workers, Shared};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -75,11 +78,8 @@ pub enum ServeError {
 }
 
 pub struct Server {
-    listener: TcpListener,
-    /// Where `listener` is bound (the real port when `listen` asked for port 0).
-    addr: SocketAddr,
-    /// One more listening socket on the same address per extra worker thread (SO_REUSEPORT).
-    worker_listeners: Vec<std::net::TcpListener>,
+    /// The main thread's public socket, where it is bound, and the extra workers' sockets.
+    public: PublicSockets,
     /// The redirect listener and `tls.redirect_host`.
     redirect: Option<(TcpListener, Option<Arc<str>>)>,
     admin: Option<TcpListener>,
@@ -119,26 +119,7 @@ impl Server {
             (0, n) => n,
             (n, _) => n,
         };
-        let (listener, worker_listeners) = if workers <= 1 {
-            (bind("listen", config.listen).await?, Vec::new())
-        } else {
-            ensure_unused(config.listen)?;
-            let first = reuseport_listener(config.listen)?;
-            let addr = first.local_addr().map_err(|source| ServeError::Bind {
-                setting: "listen",
-                addr: config.listen,
-                source,
-            })?;
-            let extra = (1..workers)
-                .map(|_| reuseport_listener(addr))
-                .collect::<Result<Vec<_>, _>>()?;
-            let first = TcpListener::from_std(first).map_err(|source| ServeError::Bind {
-                setting: "listen",
-                addr: config.listen,
-                source,
-            })?;
-            (first, extra)
-        };
+        let public = bind_public(config.listen, workers).await?;
         let redirect = match config.tls.as_ref().and_then(|t| t.redirect_http) {
             Some(addr) => Some((
                 bind("tls.redirect_http", addr).await?,
@@ -154,15 +135,8 @@ impl Server {
             Some(addr) => Some(bind("admin_listen", addr).await?),
             None => None,
         };
-        let addr = listener.local_addr().map_err(|source| ServeError::Bind {
-            setting: "listen",
-            addr: config.listen,
-            source,
-        })?;
         Ok(Server {
-            addr,
-            listener,
-            worker_listeners,
+            public,
             redirect,
             admin,
             ready: Arc::new(Readiness::default()),
@@ -185,7 +159,7 @@ impl Server {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.public.addr
     }
 
     pub fn admin_addr(&self) -> Option<SocketAddr> {
@@ -212,162 +186,80 @@ impl Server {
     /// Serves until `shutdown` resolves, then drains in-flight requests (bounded by
     /// `limits.shutdown_grace`).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
-        let builder = Arc::new(connection_builder(&self.limits));
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
-        let context = |permits: usize| AcceptContext {
-            conn: ConnContext {
-                builder: Arc::clone(&builder),
-                stop: stop_rx.clone(),
-                _alive: alive_tx.clone(),
-                handshake_timeout: self.limits.tls_handshake_timeout,
-                header_read_timeout: self.limits.header_read_timeout,
-                idle_timeout: self.limits.idle_timeout,
-                shutdown_grace: self.limits.shutdown_grace,
-                tunnel_idle_timeout: self.limits.tunnel_idle_timeout,
-                slot: None,
-            },
-            permits: Arc::new(Semaphore::new(permits)),
-        };
-
+        let settings = Arc::new(ConnSettings::new(&self.limits));
+        let (trigger, stop) = Trigger::new();
+        let drain = Drain::new();
         let mut loops = tokio::task::JoinSet::new();
         if let Some(every) = self.sweep_every {
-            let app = Arc::clone(&self.app);
-            let mut stop = stop_rx.clone();
-            loops.spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.tick().await;
-                loop {
-                    tokio::select! {
-                        _ = stop.changed() => return,
-                        _ = tick.tick() => {}
-                    }
-                    let store = app.load().session.shared_store();
-                    match store.cleanup(now_millis()).await {
-                        Ok(r) if r.removed > 0 => tracing::info!(
-                            removed = r.removed,
-                            scanned = r.scanned,
-                            "swept expired sessions"
-                        ),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "session sweep failed"),
-                    }
-                }
-            });
+            loops.spawn(sweep(every, Arc::clone(&self.app), stop.clone()));
         }
-        if let Some((redirect, pinned_host)) = self.redirect {
-            let https_port = self.listener.local_addr().map(|a| a.port()).unwrap_or(443);
-            let ctx = context(self.limits.max_connections);
-            loops.spawn(async move {
-                ctx.accept_loop(redirect, move || RedirectTo {
-                    https_port,
-                    pinned_host: pinned_host.clone(),
-                })
-                .await
-            });
-        }
-        if let Some(admin) = self.admin {
-            let ctx = context(64);
-            let (app, ready) = (Arc::clone(&self.app), Arc::clone(&self.ready));
-            loops.spawn(async move {
-                ctx.accept_loop(admin, move || Admin {
-                    app: Arc::clone(&app),
-                    ready: Arc::clone(&ready),
-                })
-                .await
-            });
-        }
-        let public_permits = Arc::new(Semaphore::new(self.limits.max_connections));
-        let public = {
-            let (app, tls) = (Arc::clone(&self.app), self.tls.clone());
-            move || Public {
-                app: Arc::clone(&app),
-                tls: tls.clone(),
-            }
+        let side = |permits: usize| {
+            let permits = Arc::new(Semaphore::new(permits));
+            AcceptContext::new(Arc::clone(&settings), stop.clone(), drain.token(), permits)
         };
-        let mut threads = Vec::new();
-        // Each worker reports when its accept loop has ended and its listening socket is closed,
-        // so "shutting down" is logged (and new connections refused) only once all of them are.
-        let (closed_tx, mut closed_rx) = mpsc::channel::<()>(1);
-        for (i, std_listener) in self.worker_listeners.into_iter().enumerate() {
-            let (public, permits) = (public.clone(), Arc::clone(&public_permits));
-            let (builder, stop, grace) = (
-                Arc::clone(&builder),
-                stop_rx.clone(),
-                self.limits.shutdown_grace,
-            );
-            let limits = self.limits.clone();
-            let closed = closed_tx.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("worker-{}", i + 1))
-                .spawn(move || {
-                    let rt = match tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(rt) => rt,
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot start a worker runtime");
-                            return;
-                        }
-                    };
-                    rt.block_on(async move {
-                        crate::worker::pin(i + 1);
-                        let Ok(listener) = TcpListener::from_std(std_listener) else {
-                            return;
-                        };
-                        let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
-                        let ctx = AcceptContext {
-                            conn: ConnContext {
-                                builder,
-                                stop,
-                                _alive: alive_tx,
-                                handshake_timeout: limits.tls_handshake_timeout,
-                                header_read_timeout: limits.header_read_timeout,
-                                idle_timeout: limits.idle_timeout,
-                                shutdown_grace: limits.shutdown_grace,
-                                tunnel_idle_timeout: limits.tunnel_idle_timeout,
-                                slot: None,
-                            },
-                            permits,
-                        };
-                        ctx.accept_loop(listener, public).await;
-                        drop(closed);
-                        let _ = tokio::time::timeout(grace, alive_rx.recv()).await;
-                    });
-                });
-            match spawned {
-                Ok(handle) => threads.push(handle),
-                Err(e) => tracing::error!(error = %e, "cannot start a worker thread"),
-            }
+        if let Some((listener, pinned_host)) = self.redirect {
+            let https_port = self.public.addr.port();
+            let ctx = side(self.limits.max_connections);
+            let redirect = RedirectTo {
+                https_port,
+                pinned_host,
+            };
+            loops.spawn(ctx.accept_loop(listener, redirect));
         }
-        let mut ctx = context(0);
-        ctx.permits = public_permits;
-        let listener = self.listener;
-        loops.spawn(async move { ctx.accept_loop(listener, public).await });
-        drop(alive_tx);
+        if let Some(listener) = self.admin {
+            let (app, ready) = (Arc::clone(&self.app), Arc::clone(&self.ready));
+            loops.spawn(side(64).accept_loop(listener, Admin { app, ready }));
+        }
+        let shared = Shared {
+            settings: Arc::clone(&settings),
+            stop: stop.clone(),
+            permits: Arc::new(Semaphore::new(self.limits.max_connections)),
+            public: Public {
+                app: Arc::clone(&self.app),
+                tls: self.tls.clone(),
+            },
+        };
+        let mut workers = spawn_workers(self.public.extra, &shared);
+        let main = AcceptContext::new(settings, stop, drain.token(), shared.permits);
+        loops.spawn(main.accept_loop(self.public.listener, shared.public));
 
         shutdown.await;
         self.ready.stopping();
-        let _ = stop_tx.send(true);
+        trigger.fire();
         while loops.join_next().await.is_some() {}
-        drop(closed_tx);
-        let _ = closed_rx.recv().await;
+        workers.stopped_accepting().await;
 
         tracing::info!("shutting down: no new connections, finishing in-flight requests");
-        tokio::select! {
-            _ = alive_rx.recv() => tracing::info!("all connections closed"),
-            _ = tokio::time::sleep(self.limits.shutdown_grace) => {
-                tracing::warn!(grace = ?self.limits.shutdown_grace, "shutdown grace period over; closing remaining connections")
-            }
+        let grace = self.limits.shutdown_grace;
+        match tokio::time::timeout(grace, drain.wait()).await {
+            Ok(()) => tracing::info!("all connections closed"),
+            Err(_) => tracing::warn!(
+                ?grace,
+                "shutdown grace period over; closing remaining connections"
+            ),
         }
-        // Each worker drains its own connections within the same grace period.
-        let _ = tokio::task::spawn_blocking(move || {
-            for t in threads {
-                let _ = t.join();
-            }
-        })
-        .await;
+        workers.join().await;
         Ok(())
+    }
+}
+
+async fn sweep(every: Duration, app: Arc<ArcSwap<App>>, mut stop: Signal) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.recv() => return,
+            _ = tick.tick() => {}
+        }
+        let store = app.load().session.shared_store();
+        match store.cleanup(now_millis()).await {
+            Ok(r) if r.removed > 0 => tracing::info!(
+                removed = r.removed,
+                scanned = r.scanned,
+                "swept expired sessions"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+        }
     }
 }

@@ -12,6 +12,7 @@ use crate::error::{plain, ProxyError, ResponseBody};
 use crate::proxy::target;
 
 /// The plain listener that sends every request to the HTTPS one.
+#[derive(Clone)]
 pub(super) struct RedirectTo {
     pub(super) https_port: u16,
     /// `tls.redirect_host`: every `Location` names this host instead of the request's.
