@@ -30,21 +30,20 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::admin::Readiness;
-use crate::config::{Config, Driver, LimitsConfig, Overrides};
+use crate::config::{Config, LimitsConfig, Overrides};
 use crate::handler::App;
 use crate::metrics::Metrics;
 use crate::proxy::{Upstream, UpstreamSetupError};
 use crate::reload::Reloader;
 use crate::session::assertion::{Assertion, AssertionError};
 use crate::session::store::StoreError;
-use crate::session::store::{now_millis, SessionStore};
+use crate::session::sweeper::Sweeper;
 use crate::session::SessionLayer;
 use crate::tls::{Tls, TlsError};
 use accept::AcceptContext;
@@ -53,7 +52,7 @@ use conn::ConnSettings;
 use listeners::{Admin, Public};
 use redirect::RedirectTo;
 pub use shutdown::shutdown_signal;
-use shutdown::{Drain, Signal, Trigger};
+use shutdown::{Drain, Trigger};
 use workers::{spawn_workers, Shared};
 
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +86,7 @@ pub struct Server {
     app: Arc<ArcSwap<App>>,
     tls: Option<Arc<Tls>>,
     limits: LimitsConfig,
-    sweep_every: Option<Duration>,
+    sweeper: Option<Sweeper>,
 }
 
 impl Server {
@@ -109,6 +108,7 @@ impl Server {
         let session = SessionLayer::from_config(&config.sessions, &config.redis)?
             .with_metrics(Arc::clone(&metrics))
             .with_assertion(Assertion::from_config(config)?);
+        let sweeper = Sweeper::new(&session, &config.sessions);
         let app = Arc::new(ArcSwap::from_pointee(App {
             metrics,
             session,
@@ -140,18 +140,7 @@ impl Server {
             redirect,
             admin,
             ready: Arc::new(Readiness::default()),
-            sweep_every: match config.sessions.driver {
-                Driver::Cookie => None,
-                // The memory store has nothing else to evict expired sessions.
-                Driver::Memory => Some(
-                    config
-                        .sessions
-                        .cleanup_interval
-                        .unwrap_or(Duration::from_secs(60)),
-                ),
-                // Redis TTLs do the work; the sweep only catches keys that lost their TTL.
-                Driver::Redis => config.sessions.cleanup_interval,
-            },
+            sweeper,
             app,
             tls,
             limits: config.limits.clone(),
@@ -190,8 +179,9 @@ impl Server {
         let (trigger, stop) = Trigger::new();
         let drain = Drain::new();
         let mut loops = tokio::task::JoinSet::new();
-        if let Some(every) = self.sweep_every {
-            loops.spawn(sweep(every, Arc::clone(&self.app), stop.clone()));
+        if let Some(sweeper) = self.sweeper {
+            let mut stop = stop.clone();
+            loops.spawn(sweeper.run(async move { stop.recv().await }));
         }
         let side = |permits: usize| {
             let permits = Arc::new(Semaphore::new(permits));
@@ -240,26 +230,5 @@ impl Server {
         }
         workers.join().await;
         Ok(())
-    }
-}
-
-async fn sweep(every: Duration, app: Arc<ArcSwap<App>>, mut stop: Signal) {
-    let mut tick = tokio::time::interval(every);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = stop.recv() => return,
-            _ = tick.tick() => {}
-        }
-        let store = app.load().session.shared_store();
-        match store.cleanup(now_millis()).await {
-            Ok(r) if r.removed > 0 => tracing::info!(
-                removed = r.removed,
-                scanned = r.scanned,
-                "swept expired sessions"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "session sweep failed"),
-        }
     }
 }

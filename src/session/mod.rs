@@ -13,6 +13,7 @@ pub mod assertion;
 pub mod cookie;
 pub mod protocol;
 pub mod store;
+pub mod sweeper;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +60,8 @@ pub struct Outcome {
     pub regenerated: bool,
 }
 
+/// Clone: the sweeper keeps a copy, which shares the store and the metrics.
+#[derive(Clone)]
 pub struct SessionLayer {
     /// Shared so a config reload can keep the same store (memory sessions, Redis connections).
     store: Arc<Store>,
