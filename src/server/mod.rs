@@ -38,13 +38,11 @@ use tokio::sync::Semaphore;
 use crate::admin::Readiness;
 use crate::config::{Config, LimitsConfig, Overrides};
 use crate::handler::App;
-use crate::metrics::Metrics;
-use crate::proxy::{Upstream, UpstreamSetupError};
+use crate::proxy::UpstreamSetupError;
 use crate::reload::Reloader;
-use crate::session::assertion::{Assertion, AssertionError};
+use crate::session::assertion::AssertionError;
 use crate::session::store::StoreError;
 use crate::session::sweeper::Sweeper;
-use crate::session::SessionLayer;
 use crate::tls::{Tls, TlsError};
 use accept::AcceptContext;
 use bind::{bind, bind_public, PublicSockets};
@@ -104,16 +102,9 @@ impl Server {
             Some(cfg) => Some(Arc::new(Tls::load(cfg)?)),
             None => None,
         };
-        let metrics = Arc::new(Metrics::new(config.sessions.driver.as_str()));
-        let session = SessionLayer::from_config(&config.sessions, &config.redis)?
-            .with_metrics(Arc::clone(&metrics))
-            .with_assertion(Assertion::from_config(config)?);
-        let sweeper = Sweeper::new(&session, &config.sessions);
-        let app = Arc::new(ArcSwap::from_pointee(App {
-            metrics,
-            session,
-            upstream: Arc::new(Upstream::new(&config.upstream, &config.trusted_proxies)?),
-        }));
+        let app = App::build::<ServeError>(config, None)?;
+        let sweeper = Sweeper::new(&app.session, &config.sessions);
+        let app = Arc::new(ArcSwap::from_pointee(app));
         let workers = match (workers, config.limits.workers) {
             (0, 0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
             (0, n) => n,
