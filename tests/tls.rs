@@ -186,6 +186,31 @@ async fn plain_http_to_the_tls_port_is_closed_not_hung() {
     assert!(up.seen().is_empty());
 }
 
+/// Every handshake outcome is counted: a completed one, and one that failed (plain HTTP).
+#[tokio::test]
+async fn tls_handshakes_are_counted() {
+    let up = TestUpstream::start().await;
+    let p = https_proxy(&up, |b| b.set("admin_listen", "127.0.0.1:0"));
+    let ok = https_request(p.proxy.addr, &p.ca.pem(), false, req("/", None)).await;
+    assert_eq!(ok.answer.status, 200);
+    raw(
+        p.proxy.addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    let metrics = get(p.proxy.admin_addr(), "/metrics", &[]).await.text();
+    for series in [
+        "session_proxy_tls_handshakes_total 1",
+        "session_proxy_tls_handshake_failures_total 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == series),
+            "{series} in:\n{metrics}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn stalled_handshake_is_cut_off() {
     let up = TestUpstream::start().await;

@@ -25,6 +25,7 @@ impl Listen for Public {
         let metrics = Arc::clone(&app.load().metrics);
         metrics.connection_opened();
         let tunnels = Some(Arc::clone(&metrics));
+        let handshakes = Arc::clone(&metrics);
         let _open = scopeguard(move || metrics.connection_closed());
         match self.tls {
             None => {
@@ -36,12 +37,13 @@ impl Listen for Public {
             }
             Some(tls) => {
                 let acceptor = tls.acceptor();
-                let stream = match tokio::time::timeout(
+                let handshake = tokio::time::timeout(
                     ctx.settings.limits.tls_handshake_timeout,
                     acceptor.accept(stream),
                 )
-                .await
-                {
+                .await;
+                handshakes.tls_handshake(matches!(handshake, Ok(Ok(_))));
+                let stream = match handshake {
                     Ok(Ok(stream)) => stream,
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
