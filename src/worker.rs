@@ -1,6 +1,8 @@
 //! Which worker thread is running. The server runs one single-threaded runtime per core
-//! (thread-per-core); components that keep connections (the upstream pool, the Redis connection)
-//! keep one per worker, so a request never waits on a connection driven by another thread.
+//! (thread-per-core); the upstream connection pool and the assertion cache keep one per worker,
+//! so a request never waits on a connection driven by another thread nor on another thread's
+//! lock. The Redis connection is the exception: one multiplexed connection shared by every worker
+//! (see [`crate::session::store::redis`]).
 
 use std::cell::Cell;
 

@@ -1,21 +1,29 @@
 //! The listeners: the public one (plain HTTP, or HTTPS when `tls` is configured), the optional
-//! HTTP→HTTPS redirect listener, HTTP/1.1 and HTTP/2 on one port (ALPN over TLS, prior knowledge
-//! in clear text), connection limits, timeouts and graceful shutdown.
+//! HTTP→HTTPS redirect listener and the admin listener; HTTP/1.1 and HTTP/2 on one port (ALPN
+//! over TLS, prior knowledge in clear text), connection limits, timeouts and graceful shutdown.
+//!
+//! - [`Server`] binds the sockets and runs: the main thread's accept loops, the extra workers
+//!   (`workers`, thread-per-core, one SO_REUSEPORT socket each: `bind`), the session sweeper,
+//!   then the drain.
+//! - `accept`: the accept loop every listener shares, and what each connection carries.
+//! - `conn`: one connection's life in hyper; `activity`: what `limits.idle_timeout` measures.
+//! - `listeners` (public, admin) and `redirect`: what each listener serves.
+//! - [`shutdown`]: the signal that stops everything and the drain that waits for it.
 //!
 //! Connection limit: one semaphore of `limits.max_connections` slots shared by every worker; a
 //! worker that has accepted a connection waits for a slot before accepting another, so beyond the
-//! limit new clients wait in the kernel's backlog instead of being accepted and starved. Shutdown (the mini-redis pattern): a `watch` channel tells the accept loops to stop and
-//! every live connection to finish its in-flight request and close; each connection holds a clone
-//! of an `mpsc::Sender`, so when the receiver sees the channel close, every connection is gone. The
-//! wait is bounded by `limits.shutdown_grace`.
+//! limit new clients wait in the kernel's backlog instead of being accepted and starved.
 //!
-//! An upgraded connection (WebSocket) outlives hyper's connection task, so the slot and the
-//! shutdown token travel with it into [`crate::tunnel`]: the slot is freed, and shutdown stops
-//! waiting, only when the socket is closed.
+//! Shutdown (the mini-redis pattern): the signal tells the accept loops to stop and every live
+//! connection to finish its in-flight request and close; each connection holds a drain token, so
+//! when the drain completes, every connection is gone. The wait is bounded by
+//! `limits.shutdown_grace`. An upgraded connection (WebSocket) outlives hyper's connection task,
+//! so the slot and the token travel with it into [`crate::tunnel`]: the slot is freed, and
+//! shutdown stops waiting, only when the socket is closed.
 //!
 //! Idle connections: `limits.idle_timeout` closes a connection with no request in progress
-//! (HTTP/1.1) or no open stream (HTTP/2, with a GOAWAY first); see `Activity`. Every client
-//! byte passes through [`crate::bare_lf::BareLfGuard`] before hyper parses it.
+//! (HTTP/1.1) or no open stream (HTTP/2, with a GOAWAY first). Every client byte passes through
+//! [`crate::bare_lf::BareLfGuard`] before hyper parses it.
 
 mod accept;
 mod activity;
