@@ -693,3 +693,25 @@ async fn metrics_build_process_and_reloads() {
         "a failed reload leaves the timestamp"
     );
 }
+
+/// The session sweep goes through the metered store path: its runs show as `op="cleanup"`.
+#[tokio::test]
+async fn session_sweeps_are_counted_as_cleanup_operations() {
+    let up = TestUpstream::start().await;
+    let proxy = ProxyBuilder::new(&up.url())
+        .driver("memory")
+        .set("sessions.cleanup_interval", "100ms")
+        .set("admin_listen", "127.0.0.1:0")
+        .start();
+    let admin = proxy.admin_addr();
+    let series = "session_proxy_store_operations_total{driver=\"memory\",op=\"cleanup\"}";
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let m = get(admin, "/metrics", &[]).await.text();
+        if sample(&m, series) >= 1.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no sweep counted:\n{m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
