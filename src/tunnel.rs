@@ -44,7 +44,7 @@ pub struct TunnelContext {
     pub slot: Option<Arc<OwnedSemaphorePermit>>,
     /// The connection's shutdown token: graceful shutdown waits until every clone is dropped.
     pub alive: Option<Token>,
-    /// Turns `true` on SIGTERM.
+    /// Fires on SIGTERM (or SIGINT).
     pub stop: Option<Signal>,
     pub grace: Duration,
     pub idle_timeout: Duration,
