@@ -1,0 +1,32 @@
+-- KEYS[1] = key. ARGV: now, idle_ms (0 = none). Deletes the key if it has no TTL (every write of
+-- ours sets one, so it is debris) or if its stored timestamps say it is dead. Returns 1 if
+-- removed. Check and delete are one script so a session refreshed meanwhile is not removed.
+local key = KEYS[1]
+local t = redis.call('TYPE', key)['ok']
+if t == 'none' then
+  return 0
+end
+if redis.call('PTTL', key) == -1 then
+  redis.call('DEL', key)
+  return 1
+end
+if t ~= 'hash' then
+  return 0
+end
+local meta = redis.call('HMGET', key, 'm:s', 'm:e')
+local seen = tonumber(meta[1])
+local expires = tonumber(meta[2])
+if not seen or not expires then
+  redis.call('DEL', key)
+  return 1
+end
+local deadline = expires
+local idle = tonumber(ARGV[2])
+if idle > 0 and seen + idle < deadline then
+  deadline = seen + idle
+end
+if tonumber(ARGV[1]) >= deadline then
+  redis.call('DEL', key)
+  return 1
+end
+return 0
