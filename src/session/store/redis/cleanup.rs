@@ -13,7 +13,7 @@ use ::redis::{RedisResult, Value};
 
 use super::connection::Conn;
 use super::keys::glob_escape;
-use super::scripts::SCRIPTS;
+use super::scripts::{self, SCRIPTS};
 use super::{backend_error, config_error, timed_out, RedisStore};
 use crate::session::store::{CleanupReport, Millis, StoreError};
 
@@ -84,7 +84,7 @@ impl RedisStore {
     /// Sweeps the keys one `SCAN` step on one node returned. The scripts run concurrently on the
     /// multiplexed connection, which pipelines them; in Cluster each is routed by its own key.
     async fn sweep_batch(&self, keys: Vec<String>, now: Millis) -> Result<u64, StoreError> {
-        let idle = self.idle_ms();
+        let [expires_cutoff, seen_cutoff] = scripts::sweep_args(now, self.idle_timeout);
         let mut tasks = tokio::task::JoinSet::new();
         for key in keys {
             let mut conn = self.conn.get().await.map_err(backend_error)?;
@@ -92,8 +92,8 @@ impl RedisStore {
                 SCRIPTS
                     .sweep
                     .key(key)
-                    .arg(now)
-                    .arg(idle)
+                    .arg(expires_cutoff)
+                    .arg(seen_cutoff)
                     .invoke_async::<i64>(&mut conn)
                     .await
             });

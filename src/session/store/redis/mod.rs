@@ -20,11 +20,12 @@
 //! Every write is one `EVALSHA` of a script in [`scripts`].
 //! `update` applies the response's delta (`HDEL`/`HSET` of the touched fields only), so two
 //! concurrent requests that change different keys both land; the script checks `EXISTS` first,
-//! so a session destroyed concurrently is not resurrected. Every write resets the key's TTL to
-//! the session's remaining lifetime (the earlier of absolute and idle expiry), computed inside
-//! the script from the stored timestamps, so a concurrent writer with an older `last_seen` cannot
-//! shorten it. Loads are one `HGETALL` and check the stored timestamps too, so a key that
-//! outlived its deadline (lost TTL, clock step) is never served.
+//! so a session destroyed concurrently is not resurrected. Every write sets the key's TTL to the
+//! session's remaining lifetime, computed in Rust by the one expiry rule ([`super::expiry`]) and
+//! passed to the script; the script keeps the TTL instead when the stored `last_seen` is later
+//! than the write's, so a concurrent writer with an older `last_seen` cannot shorten it. Loads are
+//! one `HGETALL` and check the stored timestamps too, so a key that outlived its deadline (lost
+//! TTL, clock step) is never served; the sweep script gets the rule's cut-offs the same way.
 //!
 //! # Connections and failure
 //!
@@ -53,7 +54,6 @@ use std::time::Duration;
 use ::redis::{RedisError, Script};
 
 use self::connection::Connection;
-use self::record::DATA_PREFIX;
 use self::scripts::SCRIPTS;
 use super::*;
 use crate::config::RedisConfig;
@@ -79,10 +79,6 @@ fn timed_out(after: Duration) -> StoreError {
         driver: DRIVER,
         after,
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    d.as_millis().min(u64::MAX as u128) as u64
 }
 
 pub struct RedisStore {
@@ -113,10 +109,6 @@ impl RedisStore {
         keys::key(&self.prefix, id)
     }
 
-    fn idle_ms(&self) -> u64 {
-        self.idle_timeout.map(millis).unwrap_or(0)
-    }
-
     /// Runs a script built on the shared `apply` function against `keys`, with the delta's ARGV.
     async fn run_apply(
         &self,
@@ -129,7 +121,7 @@ impl RedisStore {
         for key in keys {
             inv.key(key);
         }
-        for a in scripts::apply_args(session, delta, now_millis(), self.idle_ms()) {
+        for a in scripts::apply_args(session, delta, now_millis(), self.idle_timeout) {
             inv.arg(a);
         }
         let inv = &inv;
@@ -190,19 +182,10 @@ impl SessionStore for RedisStore {
 
     async fn create(&self, session: &Session) -> Result<Write, StoreError> {
         let key = self.key(&session.id);
-        let now = now_millis();
-        let ttl = session
-            .deadline(self.idle_timeout)
-            .saturating_sub(now)
-            .max(1);
         let mut inv = SCRIPTS.create.prepare_invoke();
-        inv.key(&key)
-            .arg(ttl)
-            .arg(session.created)
-            .arg(session.last_seen)
-            .arg(session.expires);
-        for (k, v) in session.data.iter() {
-            inv.arg(format!("{DATA_PREFIX}{k}")).arg(v.to_string());
+        inv.key(&key);
+        for a in scripts::create_args(session, now_millis(), self.idle_timeout) {
+            inv.arg(a);
         }
         let inv = &inv;
         let code: i64 = self

@@ -1,6 +1,8 @@
--- KEYS[1] = key. ARGV: now, idle_ms (0 = none). Deletes the key if it has no TTL (every write of
--- ours sets one, so it is debris) or if its stored timestamps say it is dead. Returns 1 if
--- removed. Check and delete are one script so a session refreshed meanwhile is not removed.
+-- KEYS[1] = key. ARGV: the expiry rule's cut-offs at this instant, computed by the proxy
+-- (`expiry::Cutoffs`): a session is dead when m:e <= ARGV[1] or m:s <= ARGV[2] (-1 when idleness
+-- never kills). Deletes the key if it has no TTL (every write of ours sets one, so it is debris)
+-- or if its stored timestamps say it is dead. Returns 1 if removed. Check and delete are one
+-- script so a session refreshed meanwhile is not removed.
 local key = KEYS[1]
 local t = redis.call('TYPE', key)['ok']
 if t == 'none' then
@@ -20,12 +22,7 @@ if not seen or not expires then
   redis.call('DEL', key)
   return 1
 end
-local deadline = expires
-local idle = tonumber(ARGV[2])
-if idle > 0 and seen + idle < deadline then
-  deadline = seen + idle
-end
-if tonumber(ARGV[1]) >= deadline then
+if expires <= tonumber(ARGV[1]) or seen <= tonumber(ARGV[2]) then
   redis.call('DEL', key)
   return 1
 end
