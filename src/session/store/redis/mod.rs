@@ -17,10 +17,10 @@
 //!
 //! # Writes
 //!
-//! Every write is one `EVALSHA` of a script in [`scripts`].
+//! Every write is one `EVALSHA` of a script in `scripts/` (the crate loads it on `NOSCRIPT`).
 //! `update` applies the response's delta (`HDEL`/`HSET` of the touched fields only), so two
-//! concurrent requests that change different keys both land; the script checks `EXISTS` first,
-//! so a session destroyed concurrently is not resurrected. Every write sets the key's TTL to the
+//! concurrent requests that change different keys both land; the script checks `EXISTS` first, so
+//! a session destroyed concurrently is not resurrected. Every write sets the key's TTL to the
 //! session's remaining lifetime, computed in Rust by the one expiry rule ([`super::expiry`]) and
 //! passed to the script; the script keeps the TTL instead when the stored `last_seen` is later
 //! than the write's, so a concurrent writer with an older `last_seen` cannot shorten it. Loads are
@@ -30,7 +30,7 @@
 //! # Connections and failure
 //!
 //! One multiplexed connection shared by every worker, connected lazily, every operation bounded
-//! by `redis.timeout`: see [`connection`]. `redis.pool_size` is not used by this driver.
+//! by `redis.timeout`: see `connection.rs`. `redis.pool_size` is not used by this driver.
 //!
 //! # TLS
 //!
