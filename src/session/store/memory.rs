@@ -28,13 +28,7 @@ impl Entry {
     }
 
     fn live(&self, now: Millis, idle: Option<Duration>) -> bool {
-        let deadline = match idle {
-            Some(idle) => self
-                .expires
-                .min(self.last_seen.saturating_add(idle.as_millis() as u64)),
-            None => self.expires,
-        };
-        now < deadline
+        expiry::is_live(now, self.expires, self.last_seen, idle)
     }
 }
 

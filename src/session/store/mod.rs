@@ -9,6 +9,7 @@
 //! per-request futures unboxed.
 
 pub mod cookie;
+pub mod expiry;
 pub mod memory;
 pub mod redis;
 
@@ -126,7 +127,7 @@ pub struct Session {
     pub data: Arc<Data>,
     pub created: Millis,
     pub last_seen: Millis,
-    /// Absolute end of life: `created + max_age`, fixed at creation.
+    /// Absolute end of life: `created + max_age`, fixed at creation ([`expiry`]).
     pub expires: Millis,
 }
 
@@ -138,22 +139,17 @@ impl Session {
             data: Arc::new(Data::new()),
             created: now,
             last_seen: now,
-            expires: now.saturating_add(max_age.as_millis() as u64),
+            expires: expiry::expires_at(now, max_age),
         }
     }
 
-    /// When this session dies if nothing happens: the earlier of the absolute and the idle expiry.
+    /// When this session dies if nothing happens ([`expiry::deadline`]).
     pub fn deadline(&self, idle: Option<Duration>) -> Millis {
-        match idle {
-            Some(idle) => self
-                .expires
-                .min(self.last_seen.saturating_add(idle.as_millis() as u64)),
-            None => self.expires,
-        }
+        expiry::deadline(self.expires, self.last_seen, idle)
     }
 
     pub fn is_live(&self, now: Millis, idle: Option<Duration>) -> bool {
-        now < self.deadline(idle)
+        expiry::is_live(now, self.expires, self.last_seen, idle)
     }
 }
 
@@ -373,15 +369,5 @@ mod tests {
         assert_ne!(h, SessionId::generate().handle());
         // SHA-256 of 43 'A's, base64url without padding (computed independently with openssl).
         assert_eq!(h.as_str(), "DwBzhbb51LfusnSGBa_hqYSgo7-j8BTQnip4TOnlzRo");
-    }
-
-    #[test]
-    fn deadline_is_the_earlier_expiry() {
-        let mut s = Session::new(SessionId::generate(), 1_000, Duration::from_secs(10));
-        assert_eq!(s.deadline(None), 11_000);
-        assert_eq!(s.deadline(Some(Duration::from_secs(2))), 3_000);
-        s.last_seen = 10_000;
-        assert_eq!(s.deadline(Some(Duration::from_secs(2))), 11_000);
-        assert!(!s.is_live(11_000, None));
     }
 }
