@@ -47,8 +47,9 @@ use crate::metrics::Metrics;
 use crate::proxy::{target, ClientInfo, Upstream, UpstreamSetupError};
 use crate::reload::Reloader;
 use crate::session::assertion::{Assertion, AssertionError};
+use crate::session::clock::Clock;
+use crate::session::store::SessionStore;
 use crate::session::store::StoreError;
-use crate::session::store::{now_millis, SessionStore};
 use crate::session::SessionLayer;
 use crate::telemetry::AccessLog;
 use crate::tls::{Tls, TlsError};
@@ -102,6 +103,21 @@ impl Server {
     /// core). Each extra worker gets its own socket on the same address (SO_REUSEPORT), so the
     /// kernel spreads connections and a connection's whole life stays on one thread.
     pub async fn bind_workers(config: &Config, workers: usize) -> Result<Server, ServeError> {
+        Self::bind_inner(config, workers, Clock::System).await
+    }
+
+    /// Like [`Server::bind`], with every session expiry decision taken from `clock`: tests run
+    /// the real server in-process with a [`ManualClock`](crate::session::clock::ManualClock) and
+    /// move it instead of sleeping.
+    pub async fn bind_with_clock(config: &Config, clock: Clock) -> Result<Server, ServeError> {
+        Self::bind_inner(config, 1, clock).await
+    }
+
+    async fn bind_inner(
+        config: &Config,
+        workers: usize,
+        clock: Clock,
+    ) -> Result<Server, ServeError> {
         let tls = match &config.tls {
             Some(cfg) => Some(Arc::new(Tls::load(cfg)?)),
             None => None,
@@ -109,7 +125,8 @@ impl Server {
         let metrics = Arc::new(Metrics::new(config.sessions.driver.as_str()));
         let session = SessionLayer::from_config(&config.sessions, &config.redis)?
             .with_metrics(Arc::clone(&metrics))
-            .with_assertion(Assertion::from_config(config)?);
+            .with_assertion(Assertion::from_config(config)?)
+            .with_clock(clock);
         let app = Arc::new(ArcSwap::from_pointee(App {
             metrics,
             session,
@@ -243,8 +260,11 @@ impl Server {
                         _ = stop.changed() => return,
                         _ = tick.tick() => {}
                     }
-                    let store = app.load().session.shared_store();
-                    match store.cleanup(now_millis()).await {
+                    let (store, now) = {
+                        let app = app.load();
+                        (app.session.shared_store(), app.session.clock().now())
+                    };
+                    match store.cleanup(now).await {
                         Ok(r) if r.removed > 0 => tracing::info!(
                             removed = r.removed,
                             scanned = r.scanned,

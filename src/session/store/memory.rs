@@ -102,7 +102,7 @@ impl SessionStore for MemoryStore {
         })
     }
 
-    async fn create(&self, session: &Session) -> Result<Write, StoreError> {
+    async fn create(&self, session: &Session, _now: Millis) -> Result<Write, StoreError> {
         let mut map = self.lock();
         if map.contains_key(&session.id) {
             return Ok(Write::Collision);
@@ -119,7 +119,12 @@ impl SessionStore for MemoryStore {
         Ok(Write::Stored(session.id.as_str().to_owned()))
     }
 
-    async fn update(&self, session: &Session, delta: Delta<'_>) -> Result<Write, StoreError> {
+    async fn update(
+        &self,
+        session: &Session,
+        delta: Delta<'_>,
+        _now: Millis,
+    ) -> Result<Write, StoreError> {
         let mut map = self.lock();
         let Some(entry) = map.get_mut(&session.id) else {
             return Ok(Write::Gone);
@@ -134,6 +139,7 @@ impl SessionStore for MemoryStore {
         old: &SessionId,
         session: &Session,
         delta: Delta<'_>,
+        _now: Millis,
     ) -> Result<Write, StoreError> {
         let mut map = self.lock();
         if map.contains_key(&session.id) {
@@ -173,7 +179,7 @@ mod tests {
     async fn concurrent_deltas_both_land() {
         let store = MemoryStore::new(None);
         let s = Session::new(SessionId::generate(), 0, Duration::from_secs(60));
-        store.create(&s).await.unwrap();
+        store.create(&s, 0).await.unwrap();
         let a = [("a".to_string(), json!(1))];
         let b = [("b".to_string(), json!(2))];
         // Both updates start from the same (empty) snapshot, as two concurrent requests would.
@@ -184,6 +190,7 @@ mod tests {
                     set: &a,
                     delete: &[],
                 },
+                1,
             )
             .await
             .unwrap();
@@ -194,6 +201,7 @@ mod tests {
                     set: &b,
                     delete: &[],
                 },
+                1,
             )
             .await
             .unwrap();
@@ -210,7 +218,7 @@ mod tests {
     async fn destroyed_session_is_not_resurrected_by_update() {
         let store = MemoryStore::new(None);
         let s = Session::new(SessionId::generate(), 0, Duration::from_secs(60));
-        store.create(&s).await.unwrap();
+        store.create(&s, 0).await.unwrap();
         store.destroy(&s.id).await.unwrap();
         let set = [("x".to_string(), json!(true))];
         assert!(matches!(
@@ -220,7 +228,8 @@ mod tests {
                     Delta {
                         set: &set,
                         delete: &[]
-                    }
+                    },
+                    1,
                 )
                 .await
                 .unwrap(),
@@ -233,11 +242,11 @@ mod tests {
     async fn regenerate_moves_and_cleanup_sweeps() {
         let store = MemoryStore::new(Some(Duration::from_secs(1)));
         let s = Session::new(SessionId::generate(), 0, Duration::from_secs(60));
-        store.create(&s).await.unwrap();
+        store.create(&s, 0).await.unwrap();
         let mut moved = s.clone();
         moved.id = SessionId::generate();
         store
-            .regenerate(&s.id, &moved, Delta::default())
+            .regenerate(&s.id, &moved, Delta::default(), 1)
             .await
             .unwrap();
         assert!(matches!(

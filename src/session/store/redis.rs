@@ -466,12 +466,13 @@ impl RedisStore {
         keys: &[String],
         session: &Session,
         delta: Delta<'_>,
+        now: Millis,
     ) -> Result<i64, StoreError> {
         let mut inv = script.prepare_invoke();
         for key in keys {
             inv.key(key);
         }
-        for a in self.apply_args(session, delta, now_millis()) {
+        for a in self.apply_args(session, delta, now) {
             inv.arg(a);
         }
         let inv = &inv;
@@ -647,9 +648,8 @@ impl SessionStore for RedisStore {
         })
     }
 
-    async fn create(&self, session: &Session) -> Result<Write, StoreError> {
+    async fn create(&self, session: &Session, now: Millis) -> Result<Write, StoreError> {
         let key = self.key(&session.id);
-        let now = now_millis();
         let ttl = session
             .deadline(self.idle_timeout)
             .saturating_sub(now)
@@ -673,9 +673,20 @@ impl SessionStore for RedisStore {
         })
     }
 
-    async fn update(&self, session: &Session, delta: Delta<'_>) -> Result<Write, StoreError> {
+    async fn update(
+        &self,
+        session: &Session,
+        delta: Delta<'_>,
+        now: Millis,
+    ) -> Result<Write, StoreError> {
         let code = self
-            .run_apply(&SCRIPTS.update, &[self.key(&session.id)], session, delta)
+            .run_apply(
+                &SCRIPTS.update,
+                &[self.key(&session.id)],
+                session,
+                delta,
+                now,
+            )
             .await?;
         Ok(match code {
             1 => Write::Stored(session.id.as_str().to_owned()),
@@ -688,6 +699,7 @@ impl SessionStore for RedisStore {
         old: &SessionId,
         session: &Session,
         delta: Delta<'_>,
+        now: Millis,
     ) -> Result<Write, StoreError> {
         if digest(old)[0] != digest(&session.id)[0] {
             // Would cross Cluster slots: ask the layer for an ID from `generate_id(Some(old))`.
@@ -695,7 +707,7 @@ impl SessionStore for RedisStore {
         }
         let keys = [self.key(old), self.key(&session.id)];
         let code = self
-            .run_apply(&SCRIPTS.regenerate, &keys, session, delta)
+            .run_apply(&SCRIPTS.regenerate, &keys, session, delta, now)
             .await?;
         Ok(match code {
             1 => Write::Stored(session.id.as_str().to_owned()),
