@@ -3,6 +3,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod client;
+pub mod clocked;
 pub mod proxy;
 pub mod raw;
 pub mod redis;
@@ -11,6 +12,7 @@ pub mod tls;
 pub mod upstream;
 
 pub use client::*;
+pub use clocked::*;
 pub use proxy::*;
 pub use raw::*;
 pub use redis::*;
