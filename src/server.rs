@@ -137,26 +137,7 @@ impl Server {
             (0, n) => n,
             (n, _) => n,
         };
-        let (listener, worker_listeners) = if workers <= 1 {
-            (bind("listen", config.listen).await?, Vec::new())
-        } else {
-            ensure_unused(config.listen)?;
-            let first = reuseport_listener(config.listen)?;
-            let addr = first.local_addr().map_err(|source| ServeError::Bind {
-                setting: "listen",
-                addr: config.listen,
-                source,
-            })?;
-            let extra = (1..workers)
-                .map(|_| reuseport_listener(addr))
-                .collect::<Result<Vec<_>, _>>()?;
-            let first = TcpListener::from_std(first).map_err(|source| ServeError::Bind {
-                setting: "listen",
-                addr: config.listen,
-                source,
-            })?;
-            (first, extra)
-        };
+        let (listener, worker_listeners) = bind_public(config.listen, workers).await?;
         let redirect = match config.tls.as_ref().and_then(|t| t.redirect_http) {
             Some(addr) => Some((
                 bind("tls.redirect_http", addr).await?,
@@ -390,6 +371,34 @@ impl Server {
         })
         .await;
         Ok(())
+    }
+}
+
+/// The public listener: one socket, or with several workers one SO_REUSEPORT socket each (the
+/// first as a tokio listener for this thread, the rest for the worker threads).
+async fn bind_public(
+    listen: SocketAddr,
+    workers: usize,
+) -> Result<(TcpListener, Vec<std::net::TcpListener>), ServeError> {
+    if workers <= 1 {
+        Ok((bind("listen", listen).await?, Vec::new()))
+    } else {
+        ensure_unused(listen)?;
+        let first = reuseport_listener(listen)?;
+        let addr = first.local_addr().map_err(|source| ServeError::Bind {
+            setting: "listen",
+            addr: listen,
+            source,
+        })?;
+        let extra = (1..workers)
+            .map(|_| reuseport_listener(addr))
+            .collect::<Result<Vec<_>, _>>()?;
+        let first = TcpListener::from_std(first).map_err(|source| ServeError::Bind {
+            setting: "listen",
+            addr: listen,
+            source,
+        })?;
+        Ok((first, extra))
     }
 }
 
