@@ -102,15 +102,35 @@ mod time {
         SessionLayer::new(Arc::new(store), &cfg).with_clock(clock.clock())
     }
 
-    /// A browser at time `at`: sends its cookie, keeps what `Set-Cookie` says. Returns whether the
-    /// app saw the session and our `Set-Cookie` line, if any.
+    /// A browser that sets the clock before each visit: it sends its cookie and keeps what
+    /// `Set-Cookie` says.
     struct Browser<'a> {
         layer: &'a SessionLayer,
         clock: &'a ManualClock,
         cookie: Option<String>,
     }
 
-    impl Browser<'_> {
+    impl<'a> Browser<'a> {
+        fn new(layer: &'a SessionLayer, clock: &'a ManualClock) -> Browser<'a> {
+            Browser {
+                layer,
+                clock,
+                cookie: None,
+            }
+        }
+
+        /// At `at` the session is over: the app sees none and the browser is told to forget it.
+        async fn gone(&mut self, at: Millis, driver: &str) {
+            let (seen, line) = self.at(at, &[]).await;
+            assert!(!seen, "{driver}: alive at {at}");
+            let line = line.expect("an expiring Set-Cookie");
+            assert!(
+                line.starts_with("session_id=; Max-Age=0; Expires=Thu, 01 Jan 1970"),
+                "{line}"
+            );
+        }
+
+        /// Visits at `at`: whether the app saw the session, and our `Set-Cookie` line if any.
         async fn at(&mut self, at: Millis, controls: &[(&str, &str)]) -> (bool, Option<String>) {
             self.clock.set(at);
             let (req, res) = visit(self.layer, self.cookie.as_deref(), controls).await;
@@ -140,32 +160,18 @@ mod time {
         assert_eq!(attr(line, "Expires"), Some(want.as_str()), "{line}");
     }
 
-    fn assert_expired(line: Option<String>) {
-        let line = line.expect("an expiring Set-Cookie");
-        assert!(
-            line.starts_with("session_id=; Max-Age=0; Expires=Thu, 01 Jan 1970"),
-            "{line}"
-        );
-    }
-
     #[tokio::test]
     async fn absolute_expiry_ends_the_session() {
         for driver in ["memory", "cookie"] {
             let clock = ManualClock::new(T0);
             let layer = clocked(driver, "max_age: 10s", &clock);
-            let mut b = Browser {
-                layer: &layer,
-                clock: &clock,
-                cookie: None,
-            };
+            let mut b = Browser::new(&layer, &clock);
             let (_, line) = b.at(T0, &[("x-session-set", "user=Ann")]).await;
             assert_lives(&line.unwrap(), 10, T0);
             let kept = b.cookie.clone();
             assert_eq!(b.at(T0 + 9_999, &[]).await, (true, None), "{driver}");
             // A client that keeps the cookie past its Max-Age gains nothing.
-            let (seen, line) = b.at(T0 + 10_000, &[]).await;
-            assert!(!seen, "{driver}");
-            assert_expired(line);
+            b.gone(T0 + 10_000, driver).await;
             assert_eq!(b.cookie, None);
             b.cookie = kept;
             assert!(!b.at(T0 + 60_000, &[]).await.0, "{driver}");
@@ -177,19 +183,13 @@ mod time {
         for driver in ["memory", "cookie"] {
             let clock = ManualClock::new(T0);
             let layer = clocked(driver, "idle_timeout: 2s\nmax_age: 4s", &clock);
-            let mut b = Browser {
-                layer: &layer,
-                clock: &clock,
-                cookie: None,
-            };
+            let mut b = Browser::new(&layer, &clock);
             let (_, line) = b.at(T0, &[("x-session-set", "user=Ann")]).await;
             assert_lives(&line.unwrap(), 2, T0);
             // Within a quarter of the idle timeout: not refreshed, so no Set-Cookie, and the
             // idle clock still runs from the login.
             assert_eq!(b.at(T0 + 499, &[]).await, (true, None), "{driver}");
-            let (seen, line) = b.at(T0 + 2_000, &[]).await;
-            assert!(!seen, "{driver}");
-            assert_expired(line);
+            b.gone(T0 + 2_000, driver).await;
         }
     }
 
@@ -198,11 +198,7 @@ mod time {
         for driver in ["memory", "cookie"] {
             let clock = ManualClock::new(T0);
             let layer = clocked(driver, "idle_timeout: 2s\nmax_age: 4s", &clock);
-            let mut b = Browser {
-                layer: &layer,
-                clock: &clock,
-                cookie: None,
-            };
+            let mut b = Browser::new(&layer, &clock);
             b.at(T0, &[("x-session-set", "user=Bob")]).await;
             // Every 800 ms: each visit is over a quarter of the idle timeout after the last
             // refresh, so each refreshes; the cookie never outlives max_age.
@@ -213,9 +209,7 @@ mod time {
             }
             // 3.2 s since login (more than the idle timeout): only the refreshes kept it alive.
             assert!(b.at(T0 + 3_999, &[]).await.0, "{driver}");
-            let (seen, line) = b.at(T0 + 4_000, &[]).await;
-            assert!(!seen, "{driver}");
-            assert_expired(line);
+            b.gone(T0 + 4_000, driver).await;
         }
     }
 
@@ -224,11 +218,7 @@ mod time {
         for driver in ["memory", "cookie"] {
             let clock = ManualClock::new(T0);
             let layer = clocked(driver, "idle_timeout: 2s\nmax_age: 1h", &clock);
-            let mut b = Browser {
-                layer: &layer,
-                clock: &clock,
-                cookie: None,
-            };
+            let mut b = Browser::new(&layer, &clock);
             b.at(T0, &[("x-session-set", "user=Ann")]).await;
             assert_eq!(b.at(T0 + 499, &[]).await, (true, None), "{driver}");
             let (seen, line) = b.at(T0 + 500, &[]).await;
@@ -237,9 +227,7 @@ mod time {
             // The refresh moved the idle deadline to 2.5 s; the next one is due at 1 s.
             assert_eq!(b.at(T0 + 999, &[]).await, (true, None), "{driver}");
             assert!(b.at(T0 + 1_000, &[]).await.1.is_some(), "{driver}");
-            let (seen, line) = b.at(T0 + 3_000, &[]).await;
-            assert!(!seen, "{driver}");
-            assert_expired(line);
+            b.gone(T0 + 3_000, driver).await;
         }
     }
 
@@ -247,17 +235,9 @@ mod time {
     async fn the_memory_sweep_removes_exactly_the_expired_sessions() {
         let clock = ManualClock::new(T0);
         let layer = clocked("memory", "idle_timeout: 2s\nmax_age: 3s", &clock);
-        let mut idle = Browser {
-            layer: &layer,
-            clock: &clock,
-            cookie: None,
-        };
+        let mut idle = Browser::new(&layer, &clock);
         idle.at(T0, &[("x-session-set", "user=Ann")]).await;
-        let mut busy = Browser {
-            layer: &layer,
-            clock: &clock,
-            cookie: None,
-        };
+        let mut busy = Browser::new(&layer, &clock);
         busy.at(T0 + 1_000, &[("x-session-set", "user=Bob")]).await;
         let Store::Memory(memory) = layer.store() else {
             unreachable!()
