@@ -10,7 +10,8 @@
 //!   the way out it reads the app's `X-Session-*` control headers, applies them to the store and
 //!   writes the cookie. [`session::protocol`] is the header grammar (pure functions),
 //!   [`session::store`] the storage back ends behind one trait, [`session::assertion`] the signed
-//!   `X-Session-Assertion` (JWS) and its JWKS.
+//!   `X-Session-Assertion` (JWS) and its JWKS, [`session::clock`] the one source of "now" for
+//!   every expiry decision (a manual clock in tests).
 //! - [`handler`] is one request's life: prepare → session in → forward → session out; the access
 //!   line is written when the response body ends ([`telemetry::AccessLog`]).
 //! - [`proxy`] forwards the request to the upstream over a pooled client: hop-by-hop headers,

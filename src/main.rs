@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 use session_proxy::config::{Config, Overrides, TlsConfig};
 use session_proxy::server::{self, ServeError, Server};
-use session_proxy::session::store::{now_millis, SessionStore};
+use session_proxy::session::store::SessionStore;
 use session_proxy::session::SessionLayer;
 use session_proxy::telemetry::{self, LogFormat};
 use session_proxy::tls::TlsError;
@@ -313,7 +313,7 @@ async fn cleanup(config: &Config) -> anyhow::Result<ExitCode> {
     let layer = SessionLayer::from_config(&config.sessions, &config.redis)?;
     let report = layer
         .store()
-        .cleanup(now_millis())
+        .cleanup(layer.clock().now())
         .await
         .context("cleanup failed: the session store is unreachable")?;
     println!(

@@ -138,7 +138,8 @@ impl Reloader {
             SessionLayer::new(current.session.shared_store(), &sessions)
         }
         .with_metrics(Arc::clone(&current.metrics))
-        .with_assertion(Assertion::from_config(&new)?);
+        .with_assertion(Assertion::from_config(&new)?)
+        .with_clock(current.session.clock().clone());
         let upstream = if serde_norway::to_string(&old.upstream).ok()
             == serde_norway::to_string(&new.upstream).ok()
             && old.trusted_proxies == new.trusted_proxies

@@ -47,8 +47,9 @@ use crate::metrics::Metrics;
 use crate::proxy::{target, ClientInfo, Upstream, UpstreamSetupError};
 use crate::reload::Reloader;
 use crate::session::assertion::{Assertion, AssertionError};
+use crate::session::clock::Clock;
+use crate::session::store::SessionStore;
 use crate::session::store::StoreError;
-use crate::session::store::{now_millis, SessionStore};
 use crate::session::SessionLayer;
 use crate::telemetry::AccessLog;
 use crate::tls::{Tls, TlsError};
@@ -102,6 +103,21 @@ impl Server {
     /// core). Each extra worker gets its own socket on the same address (SO_REUSEPORT), so the
     /// kernel spreads connections and a connection's whole life stays on one thread.
     pub async fn bind_workers(config: &Config, workers: usize) -> Result<Server, ServeError> {
+        Self::bind_inner(config, workers, Clock::System).await
+    }
+
+    /// Like [`Server::bind`], with every session expiry decision taken from `clock`: tests run
+    /// the real server in-process with a [`ManualClock`](crate::session::clock::ManualClock) and
+    /// move it instead of sleeping.
+    pub async fn bind_with_clock(config: &Config, clock: Clock) -> Result<Server, ServeError> {
+        Self::bind_inner(config, 1, clock).await
+    }
+
+    async fn bind_inner(
+        config: &Config,
+        workers: usize,
+        clock: Clock,
+    ) -> Result<Server, ServeError> {
         let tls = match &config.tls {
             Some(cfg) => Some(Arc::new(Tls::load(cfg)?)),
             None => None,
@@ -109,7 +125,8 @@ impl Server {
         let metrics = Arc::new(Metrics::new(config.sessions.driver.as_str()));
         let session = SessionLayer::from_config(&config.sessions, &config.redis)?
             .with_metrics(Arc::clone(&metrics))
-            .with_assertion(Assertion::from_config(config)?);
+            .with_assertion(Assertion::from_config(config)?)
+            .with_clock(clock);
         let app = Arc::new(ArcSwap::from_pointee(App {
             metrics,
             session,
@@ -120,26 +137,7 @@ impl Server {
             (0, n) => n,
             (n, _) => n,
         };
-        let (listener, worker_listeners) = if workers <= 1 {
-            (bind("listen", config.listen).await?, Vec::new())
-        } else {
-            ensure_unused(config.listen)?;
-            let first = reuseport_listener(config.listen)?;
-            let addr = first.local_addr().map_err(|source| ServeError::Bind {
-                setting: "listen",
-                addr: config.listen,
-                source,
-            })?;
-            let extra = (1..workers)
-                .map(|_| reuseport_listener(addr))
-                .collect::<Result<Vec<_>, _>>()?;
-            let first = TcpListener::from_std(first).map_err(|source| ServeError::Bind {
-                setting: "listen",
-                addr: config.listen,
-                source,
-            })?;
-            (first, extra)
-        };
+        let (listener, worker_listeners) = bind_public(config.listen, workers).await?;
         let redirect = match config.tls.as_ref().and_then(|t| t.redirect_http) {
             Some(addr) => Some((
                 bind("tls.redirect_http", addr).await?,
@@ -243,8 +241,11 @@ impl Server {
                         _ = stop.changed() => return,
                         _ = tick.tick() => {}
                     }
-                    let store = app.load().session.shared_store();
-                    match store.cleanup(now_millis()).await {
+                    let (store, now) = {
+                        let app = app.load();
+                        (app.session.shared_store(), app.session.clock().now())
+                    };
+                    match store.cleanup(now).await {
                         Ok(r) if r.removed > 0 => tracing::info!(
                             removed = r.removed,
                             scanned = r.scanned,
@@ -370,6 +371,34 @@ impl Server {
         })
         .await;
         Ok(())
+    }
+}
+
+/// The public listener: one socket, or with several workers one SO_REUSEPORT socket each (the
+/// first as a tokio listener for this thread, the rest for the worker threads).
+async fn bind_public(
+    listen: SocketAddr,
+    workers: usize,
+) -> Result<(TcpListener, Vec<std::net::TcpListener>), ServeError> {
+    if workers <= 1 {
+        Ok((bind("listen", listen).await?, Vec::new()))
+    } else {
+        ensure_unused(listen)?;
+        let first = reuseport_listener(listen)?;
+        let addr = first.local_addr().map_err(|source| ServeError::Bind {
+            setting: "listen",
+            addr: listen,
+            source,
+        })?;
+        let extra = (1..workers)
+            .map(|_| reuseport_listener(addr))
+            .collect::<Result<Vec<_>, _>>()?;
+        let first = TcpListener::from_std(first).map_err(|source| ServeError::Bind {
+            setting: "listen",
+            addr: listen,
+            source,
+        })?;
+        Ok((first, extra))
     }
 }
 

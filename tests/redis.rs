@@ -579,14 +579,17 @@ async fn store_writes_and_sweep_follow_the_expiry_rule() {
     let session = Session::new(store.generate_id(None), now, Duration::from_secs(3600));
     let key = store.key(&session.id);
     assert!(matches!(
-        store.create(&session).await.unwrap(),
+        store.create(&session, now).await.unwrap(),
         Write::Stored(_)
     ));
 
     let mut stale = session.clone();
     stale.last_seen = now - 300_000;
     assert!(matches!(
-        store.update(&stale, Delta::default()).await.unwrap(),
+        store
+            .update(&stale, Delta::default(), now_millis())
+            .await
+            .unwrap(),
         Write::Stored(_)
     ));
     let ttl = pttl(&db, &key);
@@ -595,7 +598,10 @@ async fn store_writes_and_sweep_follow_the_expiry_rule() {
 
     let mut newer = session.clone();
     newer.last_seen = now + 60_000;
-    store.update(&newer, Delta::default()).await.unwrap();
+    store
+        .update(&newer, Delta::default(), now_millis())
+        .await
+        .unwrap();
     let ttl = pttl(&db, &key);
     assert!((650_000..=660_000).contains(&ttl), "pttl {ttl}");
 

@@ -26,6 +26,9 @@ pub type Data = Map<String, Value>;
 /// Milliseconds since the Unix epoch. Plain integers keep expiry arithmetic exact and cheap.
 pub type Millis = u64;
 
+/// The wall clock as [`Millis`]. The session layer reads it through its
+/// [`Clock`](super::clock::Clock) so tests can substitute a manual one; call this directly only
+/// outside the layer (benches, tests, tools).
 pub fn now_millis() -> Millis {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -245,8 +248,13 @@ pub trait SessionStore: Send + Sync {
         now: Millis,
     ) -> impl Future<Output = Result<Lookup, StoreError>> + Send;
 
-    /// Stores a brand-new session; never overwrites an existing one.
-    fn create(&self, session: &Session) -> impl Future<Output = Result<Write, StoreError>> + Send;
+    /// Stores a brand-new session; never overwrites an existing one. `now` is the layer's clock
+    /// (a store with TTLs counts them from it).
+    fn create(
+        &self,
+        session: &Session,
+        now: Millis,
+    ) -> impl Future<Output = Result<Write, StoreError>> + Send;
 
     /// Applies `delta` and the new `last_seen` to an existing session. `session` is the merged
     /// result (what a whole-record store writes); a delta store must not resurrect a destroyed one.
@@ -254,6 +262,7 @@ pub trait SessionStore: Send + Sync {
         &self,
         session: &Session,
         delta: Delta<'_>,
+        now: Millis,
     ) -> impl Future<Output = Result<Write, StoreError>> + Send;
 
     /// Moves the session from `old` to `session.id` and applies `delta`, atomically: at no moment
@@ -263,6 +272,7 @@ pub trait SessionStore: Send + Sync {
         old: &SessionId,
         session: &Session,
         delta: Delta<'_>,
+        now: Millis,
     ) -> impl Future<Output = Result<Write, StoreError>> + Send;
 
     /// Removes the session. Destroying a missing session is not an error.
@@ -307,19 +317,25 @@ impl SessionStore for Store {
     async fn load(&self, cookie: &str, now: Millis) -> Result<Lookup, StoreError> {
         dispatch!(self, s => s.load(cookie, now).await)
     }
-    async fn create(&self, session: &Session) -> Result<Write, StoreError> {
-        dispatch!(self, s => s.create(session).await)
+    async fn create(&self, session: &Session, now: Millis) -> Result<Write, StoreError> {
+        dispatch!(self, s => s.create(session, now).await)
     }
-    async fn update(&self, session: &Session, delta: Delta<'_>) -> Result<Write, StoreError> {
-        dispatch!(self, s => s.update(session, delta).await)
+    async fn update(
+        &self,
+        session: &Session,
+        delta: Delta<'_>,
+        now: Millis,
+    ) -> Result<Write, StoreError> {
+        dispatch!(self, s => s.update(session, delta, now).await)
     }
     async fn regenerate(
         &self,
         old: &SessionId,
         session: &Session,
         delta: Delta<'_>,
+        now: Millis,
     ) -> Result<Write, StoreError> {
-        dispatch!(self, s => s.regenerate(old, session, delta).await)
+        dispatch!(self, s => s.regenerate(old, session, delta, now).await)
     }
     async fn destroy(&self, id: &SessionId) -> Result<(), StoreError> {
         dispatch!(self, s => s.destroy(id).await)

@@ -116,12 +116,13 @@ impl RedisStore {
         keys: &[String],
         session: &Session,
         delta: Delta<'_>,
+        now: Millis,
     ) -> Result<i64, StoreError> {
         let mut inv = script.prepare_invoke();
         for key in keys {
             inv.key(key);
         }
-        for a in scripts::apply_args(session, delta, now_millis(), self.idle_timeout) {
+        for a in scripts::apply_args(session, delta, now, self.idle_timeout) {
             inv.arg(a);
         }
         let inv = &inv;
@@ -180,11 +181,11 @@ impl SessionStore for RedisStore {
         })
     }
 
-    async fn create(&self, session: &Session) -> Result<Write, StoreError> {
+    async fn create(&self, session: &Session, now: Millis) -> Result<Write, StoreError> {
         let key = self.key(&session.id);
         let mut inv = SCRIPTS.create.prepare_invoke();
         inv.key(&key);
-        for a in scripts::create_args(session, now_millis(), self.idle_timeout) {
+        for a in scripts::create_args(session, now, self.idle_timeout) {
             inv.arg(a);
         }
         let inv = &inv;
@@ -198,9 +199,20 @@ impl SessionStore for RedisStore {
         })
     }
 
-    async fn update(&self, session: &Session, delta: Delta<'_>) -> Result<Write, StoreError> {
+    async fn update(
+        &self,
+        session: &Session,
+        delta: Delta<'_>,
+        now: Millis,
+    ) -> Result<Write, StoreError> {
         let code = self
-            .run_apply(&SCRIPTS.update, &[self.key(&session.id)], session, delta)
+            .run_apply(
+                &SCRIPTS.update,
+                &[self.key(&session.id)],
+                session,
+                delta,
+                now,
+            )
             .await?;
         Ok(match code {
             1 => Write::Stored(session.id.as_str().to_owned()),
@@ -213,6 +225,7 @@ impl SessionStore for RedisStore {
         old: &SessionId,
         session: &Session,
         delta: Delta<'_>,
+        now: Millis,
     ) -> Result<Write, StoreError> {
         if keys::tag(old) != keys::tag(&session.id) {
             // Would cross Cluster slots: ask the layer for an ID from `generate_id(Some(old))`.
@@ -220,7 +233,7 @@ impl SessionStore for RedisStore {
         }
         let keys = [self.key(old), self.key(&session.id)];
         let code = self
-            .run_apply(&SCRIPTS.regenerate, &keys, session, delta)
+            .run_apply(&SCRIPTS.regenerate, &keys, session, delta, now)
             .await?;
         Ok(match code {
             1 => Write::Stored(session.id.as_str().to_owned()),
