@@ -40,8 +40,28 @@ fn needs_unit(n: u64) -> String {
     format!("a duration needs a unit, e.g. \"{secs}\" or \"{other}\"")
 }
 
+/// A duration the way the config writes it, so `check`'s output can be pasted back: `24h` (not
+/// humantime's `1day`, which the Go-style grammar has no unit for), `1h30m`, `500ms`; zero parts
+/// are left out, and zero itself is `0s`.
 pub fn format_duration(d: Duration) -> String {
-    humantime::format_duration(d).to_string().replace(' ', "")
+    if d.is_zero() {
+        return "0s".into();
+    }
+    let secs = d.as_secs();
+    let nanos = d.subsec_nanos();
+    let parts = [
+        (secs / 3600, "h"),
+        (secs / 60 % 60, "m"),
+        (secs % 60, "s"),
+        (u64::from(nanos / 1_000_000), "ms"),
+        (u64::from(nanos / 1_000 % 1_000), "us"),
+        (u64::from(nanos % 1_000), "ns"),
+    ];
+    parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect()
 }
 
 /// A duration as written in YAML: text, or an unquoted number, which gets its own message (the
@@ -128,3 +148,6 @@ pub(super) mod opt_duration_serde {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -48,16 +48,6 @@ fn minimal_config_gets_secure_defaults() {
 }
 
 #[test]
-fn go_style_durations() {
-    assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
-    assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-    assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-    assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86400));
-    assert!(parse_duration("30").is_err());
-    assert!(parse_duration("5 parsecs").is_err());
-}
-
-#[test]
 fn unknown_key_names_its_path() {
     let yaml = base().replace("  url:", "  tmeout: 5s\n  url:");
     assert_eq!(err_field(&yaml, &[]), "upstream.tmeout");
@@ -163,6 +153,23 @@ fn redacted_output_hides_secrets() {
     let out = c.to_redacted_yaml();
     assert!(!out.contains(SECRET) && !out.contains("pppp") && !out.contains("hunter2"));
     assert!(out.contains("<redacted>"));
+}
+
+/// `check` prints the effective config: its durations must read as the file would write them.
+#[test]
+fn redacted_output_writes_durations_as_the_config_does() {
+    let yaml = format!("{}  idle_timeout: 1h30m\n", base());
+    let out = load(&yaml, &[]).unwrap().to_redacted_yaml();
+    for line in [
+        "max_age: 24h",
+        "idle_timeout: 1h30m",
+        "timeout: 500ms",
+        "timeout: 1m",
+        "tunnel_idle_timeout: 5m",
+    ] {
+        assert!(out.contains(line), "{line} not in\n{out}");
+    }
+    assert!(!out.contains("day"), "{out}");
 }
 
 #[test]
