@@ -4,10 +4,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::listen::ListenAddr;
 use super::schema::{Driver, SameSite};
 
-pub fn listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8080))
+pub(super) fn listen() -> ListenAddr {
+    ListenAddr::Ip(SocketAddr::from(([127, 0, 0, 1], 8080)))
 }
 pub fn connect_timeout() -> Duration {
     Duration::from_secs(5)

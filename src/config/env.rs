@@ -112,3 +112,6 @@ pub(super) fn set_path(tree: &mut Value, dotted: &str, value: Value) {
             .or_insert_with(|| Value::Mapping(Default::default()));
     }
 }
+
+#[cfg(test)]
+mod tests;

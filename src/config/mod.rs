@@ -27,6 +27,9 @@ mod redact;
 mod schema;
 mod validate;
 
+#[cfg(test)]
+mod testing;
+
 pub use duration::{format_duration, parse_duration};
 pub use env::ENV_OVERRIDES;
 pub use error::ConfigError;
@@ -37,6 +40,7 @@ pub use schema::{
     UpstreamConfig,
 };
 
+use listen::Listeners;
 use schema::FileConfig;
 
 /// Minimum length of a session secret. AES-256-GCM keys are derived from it, and anything shorter is
@@ -119,28 +123,40 @@ impl Config {
 
     /// The merged tree → the validated config.
     fn from_tree(tree: Value) -> Result<Config, ConfigError> {
-        let file: FileConfig = serde_path_to_error::deserialize(tree).map_err(|e| {
+        let mut file: FileConfig = serde_path_to_error::deserialize(tree).map_err(|e| {
             let field = e.path().to_string();
             let field = if field == "." { "(file)".into() } else { field };
             ConfigError::field(field, strip_location(&e.into_inner().to_string()))
         })?;
-        let config = Config {
-            listen: file.listen,
-            admin_listen: file.admin_listen,
+        for proto in &mut file.upstream.upgrades {
+            *proto = proto.trim().to_ascii_lowercase();
+        }
+        validate::sections(&file)?;
+        let listeners = Listeners::resolve(
+            &file.listen,
+            file.admin_listen.as_ref(),
+            file.tls.as_ref().and_then(|t| t.redirect_http.as_ref()),
+        )?;
+        Ok(Config::assemble(file, listeners))
+    }
+
+    fn assemble(file: FileConfig, listeners: Listeners) -> Config {
+        Config {
+            listen: listeners.listen,
+            admin_listen: listeners.admin_listen,
             upstream: file.upstream,
             sessions: file.sessions,
             redis: file.redis,
-            tls: file.tls,
+            tls: file.tls.map(|t| TlsConfig {
+                cert: t.cert,
+                key: t.key,
+                redirect_http: listeners.redirect_http,
+                redirect_host: t.redirect_host,
+            }),
             limits: file.limits,
             trusted_proxies: file.trusted_proxies,
             assertion: file.assertion,
-        };
-        let mut config = config;
-        for proto in &mut config.upstream.upgrades {
-            *proto = proto.trim().to_ascii_lowercase();
         }
-        config.validate()?;
-        Ok(config)
     }
 
     /// The effective configuration as YAML, every secret and password replaced by `<redacted>`.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::defaults;
 use super::duration::{duration_serde, opt_duration_serde};
-use super::listen::socket_addr;
+use super::listen::ListenAddr;
 use super::parse::{cidr_list, uri_serde};
 use super::redact::{redact, redact_all, redact_url, redact_urls};
 
@@ -152,21 +152,30 @@ impl Default for RedisConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// HTTPS on `listen`, and optionally a plain listener that redirects to it.
+#[derive(Debug, Clone, Serialize)]
 pub struct TlsConfig {
     pub cert: PathBuf,
     pub key: PathBuf,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "socket_addr::deserialize_opt"
-    )]
+    /// Resolved when loaded, as `listen` is.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub redirect_http: Option<SocketAddr>,
     /// The host (and optional port) every redirect points at. Absent: the request's validated
     /// `Host`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub redirect_host: Option<String>,
+}
+
+/// `tls` as written: `redirect_http` not yet resolved.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TlsFile {
+    pub(super) cert: PathBuf,
+    pub(super) key: PathBuf,
+    #[serde(default)]
+    pub(super) redirect_http: Option<ListenAddr>,
+    #[serde(default)]
+    pub(super) redirect_host: Option<String>,
 }
 
 /// Connection-level limits. Defaults are what a public-facing proxy should run with.
@@ -259,23 +268,21 @@ impl AssertionConfig {
     }
 }
 
-/// The file as written: everything optional except what has no sensible default.
+/// The file as written: everything optional except what has no sensible default. Listen
+/// addresses are still as written; [`super::listen::Listeners`] resolves them.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct FileConfig {
-    #[serde(
-        default = "defaults::listen",
-        deserialize_with = "socket_addr::deserialize"
-    )]
-    pub(super) listen: SocketAddr,
-    #[serde(default, deserialize_with = "socket_addr::deserialize_opt")]
-    pub(super) admin_listen: Option<SocketAddr>,
+    #[serde(default = "defaults::listen")]
+    pub(super) listen: ListenAddr,
+    #[serde(default)]
+    pub(super) admin_listen: Option<ListenAddr>,
     pub(super) upstream: UpstreamConfig,
     pub(super) sessions: SessionConfig,
     #[serde(default)]
     pub(super) redis: RedisConfig,
     #[serde(default)]
-    pub(super) tls: Option<TlsConfig>,
+    pub(super) tls: Option<TlsFile>,
     #[serde(default)]
     pub(super) limits: LimitsConfig,
     #[serde(default, deserialize_with = "cidr_list::deserialize")]

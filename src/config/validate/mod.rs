@@ -9,24 +9,24 @@ mod tls;
 mod upstream;
 
 use super::error::ConfigError;
-use super::schema::Driver;
-use super::Config;
+use super::schema::{Driver, FileConfig};
 
-impl Config {
-    pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        self.check_listeners_apart()?;
-        upstream::validate(&self.upstream)?;
-        sessions::validate(&self.sessions)?;
-        if self.sessions.driver == Driver::Redis {
-            redis::validate(&self.redis)?;
-        }
-        limits::validate(&self.limits)?;
-        if let Some(tls) = &self.tls {
-            tls::validate(tls)?;
-        }
-        if let Some(assertion) = &self.assertion {
-            assertion::validate(assertion)?;
-        }
-        Ok(())
+/// Every section's rules. Listen addresses are checked when resolved, after these pass.
+pub(super) fn sections(file: &FileConfig) -> Result<(), ConfigError> {
+    upstream::validate(&file.upstream)?;
+    sessions::validate(&file.sessions)?;
+    if file.sessions.driver == Driver::Redis {
+        redis::validate(&file.redis)?;
     }
+    limits::validate(&file.limits)?;
+    if let Some(tls) = &file.tls {
+        tls::validate(tls)?;
+    }
+    if let Some(assertion) = &file.assertion {
+        assertion::validate(assertion)?;
+    }
+    Ok(())
 }
+
+#[cfg(test)]
+mod tests;

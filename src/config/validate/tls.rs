@@ -2,9 +2,9 @@
 //! checked when loaded, by `tls`, which names the setting too.)
 
 use super::super::error::ConfigError;
-use super::super::schema::TlsConfig;
+use super::super::schema::TlsFile;
 
-pub(super) fn validate(tls: &TlsConfig) -> Result<(), ConfigError> {
+pub(super) fn validate(tls: &TlsFile) -> Result<(), ConfigError> {
     if let Some(host) = tls.redirect_host.as_deref() {
         if !crate::proxy::target::is_valid(host.as_bytes()) {
             return Err(ConfigError::field(
