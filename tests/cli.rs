@@ -36,6 +36,16 @@ fn check_prints_effective_config_with_secrets_redacted() {
     assert!(err.contains("is valid"), "{err}");
 }
 
+/// `redis.pool_size` is deprecated: an existing file that sets it still passes, with a warning.
+#[test]
+fn check_warns_about_the_deprecated_pool_size() {
+    let yaml = format!("{}redis:\n  pool_size: 8\n", config(SECRET));
+    let (code, out, err) = run_cli(&yaml, &["check"], &[]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(err.contains("redis.pool_size"), "{err}");
+    assert!(!out.contains("pool_size"), "{out}");
+}
+
 #[test]
 fn unknown_key_is_refused_naming_the_field() {
     let yaml = config(SECRET).replace("  timeout: 30s", "  tmeout: 30s");

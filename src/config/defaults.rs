@@ -44,9 +44,6 @@ pub fn redis_url() -> String {
 pub fn key_prefix() -> String {
     "session:".into()
 }
-pub fn pool_size() -> usize {
-    8
-}
 pub fn upgrades() -> Vec<String> {
     vec!["websocket".into()]
 }

@@ -91,7 +91,24 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_yaml(&text, env, overrides)
+        let config = Self::from_yaml(&text, env, overrides)?;
+        for (setting, why) in config.deprecations() {
+            tracing::warn!(setting, path = %path.display(), "deprecated setting: {why}");
+        }
+        Ok(config)
+    }
+
+    /// Settings the file still sets that no longer do anything, and why, for a warning at start
+    /// (`serve`, `check`, a reload) rather than an error that would break an existing file.
+    pub fn deprecations(&self) -> Vec<(&'static str, &'static str)> {
+        let mut found = Vec::new();
+        if self.redis.pool_size_set {
+            found.push((
+                "redis.pool_size",
+                "ignored and safe to remove: one multiplexed connection per Redis node serves every request",
+            ));
+        }
+        found
     }
 
     /// Parses YAML text, applies `env` and `overrides`, validates.

@@ -121,8 +121,6 @@ pub struct RedisConfig {
     pub cluster: Vec<String>,
     #[serde(default = "defaults::key_prefix")]
     pub key_prefix: String,
-    #[serde(default = "defaults::pool_size")]
-    pub pool_size: usize,
     #[serde(with = "duration_serde", default = "defaults::redis_timeout")]
     pub timeout: Duration,
     /// Extra root certificate(s) (PEM) trusted for `rediss://`, on top of the system roots: a
@@ -135,6 +133,21 @@ pub struct RedisConfig {
     /// The private key (PEM) of `client_cert`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_key: Option<PathBuf>,
+    /// Whether the file still sets the deprecated `pool_size`. It never did anything (one
+    /// multiplexed connection per node is the design, see `session::store::redis`); a file that
+    /// sets it keeps loading, with a warning, whatever the value.
+    #[serde(
+        default,
+        rename = "pool_size",
+        skip_serializing,
+        deserialize_with = "present"
+    )]
+    pub(crate) pool_size_set: bool,
+}
+
+/// `true` for any value at all: the field is read only to be ignored.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
 }
 
 impl Default for RedisConfig {
@@ -143,7 +156,7 @@ impl Default for RedisConfig {
             url: defaults::redis_url(),
             cluster: Vec::new(),
             key_prefix: defaults::key_prefix(),
-            pool_size: defaults::pool_size(),
+            pool_size_set: false,
             timeout: defaults::redis_timeout(),
             ca: None,
             client_cert: None,

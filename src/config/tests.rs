@@ -110,3 +110,20 @@ fn redacted_output_writes_durations_as_the_config_does() {
     }
     assert!(!out.contains("day"), "{out}");
 }
+
+/// `redis.pool_size` never did anything: a file that sets it (any value, any driver) still loads,
+/// and is told so, but `check` no longer prints it.
+#[test]
+fn pool_size_is_accepted_and_reported_deprecated() {
+    assert!(load(&base(), &[]).unwrap().deprecations().is_empty());
+    for value in ["8", "0", "lots"] {
+        let yaml = format!(
+            "{}  driver: redis\nredis:\n  url: redis://127.0.0.1:1/0\n  pool_size: {value}\n",
+            base()
+        );
+        let c = load(&yaml, &[]).unwrap();
+        let names: Vec<_> = c.deprecations().into_iter().map(|(name, _)| name).collect();
+        assert_eq!(names, ["redis.pool_size"], "{value}");
+        assert!(!c.to_redacted_yaml().contains("pool_size"));
+    }
+}

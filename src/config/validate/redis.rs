@@ -10,9 +10,6 @@ pub(super) fn validate(r: &RedisConfig) -> Result<(), ConfigError> {
     for (i, node) in r.cluster.iter().enumerate() {
         check_url(&format!("redis.cluster[{i}]"), node)?;
     }
-    if r.pool_size == 0 {
-        return Err(ConfigError::field("redis.pool_size", "must be >= 1"));
-    }
     if r.timeout.is_zero() {
         return Err(ConfigError::field("redis.timeout", "must be > 0"));
     }
