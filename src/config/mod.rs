@@ -31,7 +31,7 @@ mod validate;
 mod testing;
 
 pub use duration::{format_duration, parse_duration};
-pub use env::ENV_OVERRIDES;
+pub use env::{Setting, SETTINGS};
 pub use error::ConfigError;
 pub use listen::resolve_socket_addr;
 pub use redact::redact_url_str;

@@ -7,13 +7,141 @@ use super::super::testing::*;
 use super::super::{Config, Driver, Overrides, SameSite};
 use super::*;
 
-/// The README is where operators look the variables up: every override must be listed there.
+const DOCS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md");
+
+/// docs/configuration.md is where operators look the variables up; its table is the rendered
+/// [`SETTINGS`]. `SESSION_PROXY_BLESS=1 cargo test --lib config::env` rewrites it after a change.
 #[test]
-fn every_env_override_is_in_the_readme() {
-    let readme = include_str!("../../../README.md");
-    for (var, field) in ENV_OVERRIDES {
-        assert!(readme.contains(var), "{var} ({field}) is not in README.md");
+fn the_docs_table_is_rendered_from_the_settings() {
+    let doc = std::fs::read_to_string(DOCS).unwrap();
+    let (before, rest) = doc.split_once(TABLE_BEGIN).expect("begin marker");
+    let (table, after) = rest.split_once(TABLE_END).expect("end marker");
+    let rendered = markdown_table().unwrap();
+    if table.trim() == rendered.trim() {
+        return;
     }
+    if std::env::var_os("SESSION_PROXY_BLESS").is_some() {
+        let doc = format!("{before}{TABLE_BEGIN}\n{rendered}{TABLE_END}{after}");
+        std::fs::write(DOCS, doc).unwrap();
+        return;
+    }
+    panic!(
+        "docs/configuration.md's table differs from config::env::SETTINGS; rewrite it with\n\
+         SESSION_PROXY_BLESS=1 cargo test --lib config::env\nrendered:\n{rendered}"
+    );
+}
+
+/// Every field the config has is a row of the table (with a variable, or a reason why not), and
+/// every row is a field. A new optional field must be added to `every` below too.
+#[test]
+fn every_setting_is_in_the_table_and_every_row_is_a_setting() {
+    let every = format!(
+        "{}admin_listen: 127.0.0.1:9901\ntrusted_proxies: [10.0.0.0/8]\n\
+         tls: {{cert: c.pem, key: k.pem, redirect_http: 127.0.0.1:8081, redirect_host: h}}\n\
+         assertion: {{key: a.pem, audience: x, subject_key: user}}\n\
+         redis: {{ca: ca.pem, client_cert: c.pem, client_key: k.pem}}\n",
+        base().replace("  url:", "  ca: ca.pem\n  max_body: 10\n  url:")
+            + "  idle_timeout: 1h\n  cleanup_interval: 1m\n"
+    );
+    let tree = serde_norway::to_value(load(&every, &[]).unwrap()).unwrap();
+    let mut fields = Vec::new();
+    leaves(&tree, String::new(), &mut fields);
+    let rows: Vec<_> = SETTINGS.iter().map(|s| s.field).collect();
+    for field in &fields {
+        assert!(
+            rows.contains(&field.as_str()),
+            "{field} has no row in SETTINGS"
+        );
+    }
+    for row in &rows {
+        // Deprecated: read only to warn, never printed.
+        if *row != "redis.pool_size" {
+            assert!(fields.iter().any(|f| f == row), "{row} is not a setting");
+        }
+    }
+    let mut vars: Vec<_> = SETTINGS.iter().filter_map(|s| s.env).collect();
+    vars.sort_unstable();
+    let before = vars.len();
+    vars.dedup();
+    assert_eq!(vars.len(), before, "a variable is in SETTINGS twice");
+}
+
+fn leaves(node: &serde_norway::Value, path: String, out: &mut Vec<String>) {
+    match node.as_mapping() {
+        Some(map) => {
+            for (key, value) in map {
+                let key = key.as_str().unwrap();
+                let path = if path.is_empty() {
+                    key.to_owned()
+                } else {
+                    format!("{path}.{key}")
+                };
+                leaves(value, path, out);
+            }
+        }
+        None => out.push(path),
+    }
+}
+
+/// The variables added so that every setting has one.
+#[test]
+fn every_section_is_reachable_from_the_environment() {
+    let c = load(
+        &base(),
+        &[
+            ("SESSION_PROXY_UPSTREAM_CONNECT_TIMEOUT", "2s"),
+            ("SESSION_PROXY_UPSTREAM_TIMEOUT", "1m"),
+            ("SESSION_PROXY_UPSTREAM_PRESERVE_HOST", "false"),
+            ("SESSION_PROXY_UPSTREAM_CA", "/ca.pem"),
+            ("SESSION_PROXY_UPSTREAM_MAX_BODY", "1048576"),
+            ("SESSION_PROXY_UPSTREAM_MAX_RESPONSE_HEADERS", "100"),
+            ("SESSION_CLEANUP_INTERVAL", "10m"),
+            ("REDIS_KEY_PREFIX", "app:"),
+            ("REDIS_TIMEOUT", "250ms"),
+            ("REDIS_CA", "/redis-ca.pem"),
+            ("REDIS_CLIENT_CERT", "/redis.pem"),
+            ("REDIS_CLIENT_KEY", "/redis-key.pem"),
+            ("SESSION_PROXY_TLS_CERT", "/cert.pem"),
+            ("SESSION_PROXY_TLS_KEY", "/key.pem"),
+            ("SESSION_PROXY_TLS_REDIRECT_HTTP", "127.0.0.1:8081"),
+            ("SESSION_PROXY_TLS_REDIRECT_HOST", "www.example.com"),
+            ("SESSION_PROXY_HEADER_READ_TIMEOUT", "10s"),
+            ("SESSION_PROXY_MAX_CONNECTIONS", "100"),
+            ("SESSION_PROXY_SHUTDOWN_GRACE", "5s"),
+            ("SESSION_PROXY_TLS_HANDSHAKE_TIMEOUT", "3s"),
+            ("SESSION_PROXY_WORKERS", "2"),
+        ],
+    )
+    .unwrap();
+    let up = &c.upstream;
+    assert_eq!(up.connect_timeout, Duration::from_secs(2));
+    assert_eq!(up.timeout, Duration::from_secs(60));
+    assert!(!up.preserve_host);
+    assert_eq!(up.ca, Some(PathBuf::from("/ca.pem")));
+    assert_eq!(up.max_body, Some(1 << 20));
+    assert_eq!(up.max_response_headers, 100);
+    assert_eq!(c.sessions.cleanup_interval, Some(Duration::from_secs(600)));
+    assert_eq!(c.redis.key_prefix, "app:");
+    assert_eq!(c.redis.timeout, Duration::from_millis(250));
+    assert_eq!(c.redis.ca, Some(PathBuf::from("/redis-ca.pem")));
+    assert_eq!(c.redis.client_cert, Some(PathBuf::from("/redis.pem")));
+    assert_eq!(c.redis.client_key, Some(PathBuf::from("/redis-key.pem")));
+    let tls = c.tls.unwrap();
+    assert_eq!(tls.cert, PathBuf::from("/cert.pem"));
+    assert_eq!(tls.key, PathBuf::from("/key.pem"));
+    assert_eq!(tls.redirect_http.map(|a| a.port()), Some(8081));
+    assert_eq!(tls.redirect_host.as_deref(), Some("www.example.com"));
+    let l = &c.limits;
+    assert_eq!(l.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(l.max_connections, 100);
+    assert_eq!(l.shutdown_grace, Duration::from_secs(5));
+    assert_eq!(l.tls_handshake_timeout, Duration::from_secs(3));
+    assert_eq!(l.workers, 2);
+    // A number where text is wanted is still refused by the field's own rule, named.
+    assert_eq!(
+        err_text(&base(), &[("SESSION_PROXY_WORKERS", "many")]),
+        "invalid config: SESSION_PROXY_WORKERS (limits.workers): invalid type: string \"many\", expected usize"
+    );
 }
 
 #[test]
