@@ -1,11 +1,14 @@
 //! `proxy.yaml` + environment → one validated [`Config`].
 //!
-//! Loading happens in three steps so that every error can name the field it is about:
+//! Loading happens in four steps so that every error can name the field it is about:
 //! 1. the YAML file is read into a generic tree;
 //! 2. environment overrides (from an injectable map, so tests never touch the real environment) are
-//!    written into that tree at the field they override ([`env`]);
-//! 3. the tree is deserialized into strict structs ([`schema`]: `deny_unknown_fields`, so a typo is
-//!    an error) and then checked for the cross-field rules serde cannot express ([`validate`]).
+//!    written into that tree at the field they override ([`env::SETTINGS`], the one table of
+//!    settings, which also renders the docs' table);
+//! 3. the tree is deserialized into strict structs (`schema`: `deny_unknown_fields`, so a typo is
+//!    an error) and then checked, section by section, for the rules serde cannot express
+//!    (`validate`);
+//! 4. last, the listen addresses are resolved (`listen`), the only step that leaves the process.
 //!
 //! serde_path_to_error gives the dotted path of the offending field for type and syntax errors; the
 //! semantic checks name their field by hand.
