@@ -12,32 +12,21 @@ use crate::proxy::target::TargetError;
 /// The body of every response the proxy writes: the upstream's, streamed, or a short one of ours.
 pub type ResponseBody = Either<crate::proxy::DownstreamBody, Full<Bytes>>;
 
-/// Why the upstream could not answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum UpstreamFailure {
-    /// TCP (or TLS) connection refused, unreachable, or the certificate did not verify.
-    Connect,
-    /// The connection could not be made within `upstream.connect_timeout`.
-    ConnectTimeout,
-    /// No response head within `upstream.timeout`.
-    Timeout,
-    /// The connection broke or the upstream sent garbage.
-    Reset,
-    /// The upstream broke the protocol in a way that would bypass the proxy (a `101` nobody
-    /// asked for).
-    Protocol,
-}
-
-impl UpstreamFailure {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UpstreamFailure::Connect => "connect",
-            UpstreamFailure::ConnectTimeout => "connect_timeout",
-            UpstreamFailure::Timeout => "timeout",
-            UpstreamFailure::Reset => "reset",
-            UpstreamFailure::Protocol => "protocol",
-        }
+crate::metrics::labels::labels! {
+    /// Why the upstream could not answer; also the `kind` label of `upstream_errors_total`.
+    #[non_exhaustive]
+    pub enum UpstreamFailure {
+        /// TCP (or TLS) connection refused, unreachable, or the certificate did not verify.
+        Connect => "connect",
+        /// The connection could not be made within `upstream.connect_timeout`.
+        ConnectTimeout => "connect_timeout",
+        /// No response head within `upstream.timeout`.
+        Timeout => "timeout",
+        /// The connection broke or the upstream sent garbage.
+        Reset => "reset",
+        /// The upstream broke the protocol in a way that would bypass the proxy (a `101` nobody
+        /// asked for).
+        Protocol => "protocol",
     }
 }
 

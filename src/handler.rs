@@ -38,7 +38,9 @@ pub async fn handle(
             log_failure(&e);
             match &e {
                 ProxyError::Upstream { kind, .. } => app.metrics.upstream_error(*kind),
-                ProxyError::CookieTooLarge { .. } => app.metrics.cookie_too_large(),
+                ProxyError::CookieTooLarge { .. } => app
+                    .metrics
+                    .cookie_rejected(crate::metrics::Rejection::TooLarge),
                 _ => {}
             }
             e.into_response()
@@ -83,7 +85,7 @@ async fn forward(
         access.session = state.fingerprint();
     }
     if let Some(reason) = state.rejected {
-        app.metrics.cookie_rejected(reason);
+        app.metrics.cookie_rejected(reason.into());
     }
 
     // Whether asking again is harmless if the store fails after the upstream has acted.
