@@ -10,6 +10,7 @@ use crate::session::SessionError;
 /// a failing upstream `Warn` (the app's operators own it), anything that loses the client's work
 /// or shows a bug in the proxy `Error`, and the admin listener's routine refusals `Debug`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Level {
     Debug,
     Info,
