@@ -34,15 +34,7 @@ pub async fn handle(
     let mut access = AccessLog::begin(start, &req, client.peer);
     let response = match forward(&app, req, client, &mut access).await {
         Ok(res) => res,
-        Err(e) => {
-            log_failure(&e);
-            match &e {
-                ProxyError::Upstream { kind, .. } => app.metrics.upstream_error(*kind),
-                ProxyError::CookieTooLarge { .. } => app.metrics.cookie_too_large(),
-                _ => {}
-            }
-            e.into_response()
-        }
+        Err(e) => e.respond(Some(&app.metrics)),
     };
     app.metrics
         .request(&method, response.status(), start.elapsed());
@@ -83,7 +75,7 @@ async fn forward(
         access.session = state.fingerprint();
     }
     if let Some(reason) = state.rejected {
-        app.metrics.cookie_rejected(reason);
+        app.metrics.cookie_rejected(reason.into());
     }
 
     // Whether asking again is harmless if the store fails after the upstream has acted.
@@ -109,12 +101,7 @@ async fn forward(
         .session
         .on_response(state, &mut parts.headers)
         .await
-        .map_err(|e| match e {
-            ProxyError::StoreUnavailable(source) => {
-                ProxyError::StoreFailedAfterUpstream { source, retry_safe }
-            }
-            other => other,
-        })?;
+        .map_err(|e| ProxyError::after_upstream(e, retry_safe))?;
     if outcome.created {
         app.metrics.session_created();
     }
@@ -128,31 +115,4 @@ async fn forward(
         parts,
         Either::Left(proxy::trailers::Filtered::new(body)),
     ))
-}
-
-fn log_failure(e: &ProxyError) {
-    match e {
-        ProxyError::Upstream { .. } => tracing::warn!(error = %e, "upstream request failed"),
-        ProxyError::StoreUnavailable(_) => {
-            tracing::error!(error = %crate::error::chain(e), "session store unavailable")
-        }
-        ProxyError::StoreFailedAfterUpstream { retry_safe, .. } => tracing::error!(
-            error = %crate::error::chain(e),
-            retry_after = retry_safe,
-            "session store unavailable after the upstream already answered: the request was processed, its session changes were not saved"
-        ),
-        ProxyError::CookieTooLarge { size } => tracing::error!(
-            set_cookie_bytes = size,
-            "session too large for the cookie store; response replaced by 500 and the client's cookie left as it was"
-        ),
-        ProxyError::Internal(_) => tracing::error!(error = %e, "internal error; answered 500"),
-        ProxyError::SessionTooLarge { size, limit } => tracing::error!(
-            session_bytes = size,
-            limit,
-            "session data would exceed sessions.max_bytes; response replaced by 500 and the session left as it was"
-        ),
-        ProxyError::BodyTooLarge { .. } | ProxyError::BadRequest(_) | ProxyError::BadTarget(_) => {
-            tracing::info!(error = %crate::error::chain(e), "request refused")
-        }
-    }
 }

@@ -25,7 +25,7 @@
 //!   `bare_lf/scanner.rs` follows the stream by hyper's rules (`framing.rs`), `mod.rs` is the guard.
 //! - [`tunnel`] relays upgraded connections (WebSocket) and carries the connection's slot,
 //!   shutdown and idle limits over to them.
-//! - [`error`] is the one place where failures become HTTP statuses.
+//! - [`error`] classifies each failure in one place (HTTP status, log level, metric) and answers it.
 //! - [`metrics`] holds the Prometheus series; [`admin`] serves them with the probes (`/livez`,
 //!   `/readyz`, `/healthz`) and `/jwks.json` on a separate listener.
 //! - [`reload`] applies a changed `proxy.yaml` on SIGHUP without dropping connections.

@@ -12,6 +12,7 @@
 pub mod assertion;
 pub mod clock;
 pub mod cookie;
+mod error;
 pub mod protocol;
 pub mod store;
 
@@ -21,10 +22,10 @@ use std::time::Duration;
 use http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, SET_COOKIE};
 
 use crate::config::{Driver, SessionConfig};
-use crate::error::ProxyError;
 use crate::metrics::{Metrics, StoreOp};
 use clock::Clock;
 use cookie::{CookieSpec, MAX_SET_COOKIE};
+pub use error::SessionError;
 use protocol::{Controls, MAX_KEYS};
 use store::{
     Data, Delta, Lookup, Millis, Reject, Session, SessionId, SessionStore, Store, StoreError, Write,
@@ -157,8 +158,15 @@ impl SessionLayer {
         Arc::clone(&self.store)
     }
 
+    /// Whether the store answers (for `/readyz`), timed and counted like every other operation.
+    pub async fn ping(&self) -> Result<(), SessionError> {
+        self.timed(StoreOp::Ping, self.store.ping())
+            .await
+            .map_err(SessionError::Store)
+    }
+
     /// Phase one. Errors only when a cookie was presented and the store cannot be asked about it.
-    pub async fn on_request(&self, headers: &mut HeaderMap) -> Result<SessionState, ProxyError> {
+    pub async fn on_request(&self, headers: &mut HeaderMap) -> Result<SessionState, SessionError> {
         protocol::strip_session_headers(headers);
         let mut state = SessionState::default();
         let Some(value) = cookie::take_session_cookie(headers, self.spec.name()) else {
@@ -168,7 +176,7 @@ impl SessionLayer {
         let lookup = self
             .timed(StoreOp::Load, self.store.load(&value, now))
             .await
-            .map_err(ProxyError::StoreUnavailable)?;
+            .map_err(SessionError::Store)?;
         match lookup {
             Lookup::Found { session, reseal } => {
                 let handle = session.id.handle();
@@ -194,7 +202,7 @@ impl SessionLayer {
         &self,
         state: SessionState,
         headers: &mut HeaderMap,
-    ) -> Result<Outcome, ProxyError> {
+    ) -> Result<Outcome, SessionError> {
         let (controls, ignored) = protocol::take_controls(headers);
         // One line per kind of problem, however many lines had it: an app (or whoever controls
         // its responses) must not be able to flood the log.
@@ -209,11 +217,12 @@ impl SessionLayer {
         let set_cookie = self.apply(state, controls, now, &mut outcome).await?;
         if let Some(value) = set_cookie {
             if value.len() > MAX_SET_COOKIE {
-                return Err(ProxyError::CookieTooLarge { size: value.len() });
+                return Err(SessionError::CookieTooLarge { size: value.len() });
             }
             // Built from header-safe parts only (validated cookie attributes, base64 values).
-            let value = HeaderValue::try_from(value)
-                .map_err(|_| ProxyError::Internal("the Set-Cookie value is not a valid header"))?;
+            let value = HeaderValue::try_from(value).map_err(|_| {
+                SessionError::Internal("the Set-Cookie value is not a valid header")
+            })?;
             headers.append(SET_COOKIE, value);
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
@@ -230,7 +239,7 @@ impl SessionLayer {
         controls: Controls,
         now: Millis,
         outcome: &mut Outcome,
-    ) -> Result<Option<String>, ProxyError> {
+    ) -> Result<Option<String>, SessionError> {
         let mut session = state.loaded;
         let had_cookie = session.is_some() || state.stale_cookie;
 
@@ -289,7 +298,7 @@ impl SessionLayer {
         } else {
             return Ok(None);
         }
-        .map_err(ProxyError::StoreUnavailable)?;
+        .map_err(SessionError::Store)?;
 
         match write {
             // The app wrote what the session already held (deleted a missing key, set a value
@@ -319,11 +328,11 @@ impl SessionLayer {
         &self,
         cleared: Option<Session>,
         outcome: &mut Outcome,
-    ) -> Result<(), ProxyError> {
+    ) -> Result<(), SessionError> {
         if let Some(old) = cleared {
             self.timed(StoreOp::Destroy, self.store.destroy(&old.id))
                 .await
-                .map_err(ProxyError::StoreUnavailable)?;
+                .map_err(SessionError::Store)?;
             outcome.destroyed = true;
         }
         Ok(())
@@ -332,10 +341,10 @@ impl SessionLayer {
     /// Refuses data that grew past `sessions.max_bytes`: it would travel to the app on every
     /// request (twice: `X-Session-Data` and the per-key headers) until the session expires. A
     /// session already over the limit (the limit was lowered) may still shrink.
-    fn check_size(&self, before: &Data, after: &Data) -> Result<(), ProxyError> {
+    fn check_size(&self, before: &Data, after: &Data) -> Result<(), SessionError> {
         let size = protocol::json_len(after);
         if size > self.max_bytes && size > protocol::json_len(before) {
-            return Err(ProxyError::SessionTooLarge {
+            return Err(SessionError::TooLarge {
                 size,
                 limit: self.max_bytes,
             });

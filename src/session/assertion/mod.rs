@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Response, StatusCode};
+use http::{HeaderMap, Method, Response};
 use http_body_util::{Either, Full};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{EncodingKey, Header};
@@ -36,7 +36,7 @@ use keys::{load_private, load_public, published, thumbprint};
 
 use super::store::{Data, Handle, Millis, Session};
 use crate::config::{AssertionConfig, Config};
-use crate::error::{plain, ResponseBody};
+use crate::error::{ProxyError, ResponseBody};
 use crate::worker::PerWorker;
 
 /// Where the public listener answers with the JWKS itself (never forwarded to the app).
@@ -216,10 +216,7 @@ impl Assertion {
     /// `Cache-Control: max-age=300`; other methods get 405.
     pub fn jwks_response(&self, method: &Method) -> Response<ResponseBody> {
         if method != Method::GET && method != Method::HEAD {
-            let mut res = plain(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
-            res.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return res;
+            return ProxyError::MethodNotAllowed.into_response();
         }
         let mut res = Response::new(Either::Right(Full::new(self.jwks())));
         let headers = res.headers_mut();
