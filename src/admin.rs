@@ -17,13 +17,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderValue, Method, Request, Response};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
-use crate::error::{chain, plain, ResponseBody};
+use crate::error::{ok, ProxyError, ResponseBody};
 use crate::handler::App;
-use crate::session::store::{SessionStore, StoreError};
+use crate::session::SessionError;
 
 /// How long a readiness probe may wait on the store or the upstream. Both are asked at once, so
 /// `/readyz` answers within this (plus a little): probe timeouts must be longer (the Kubernetes
@@ -86,8 +86,8 @@ pub enum NotReady {
     #[error("shutting down")]
     ShuttingDown,
     /// The store answered the ping with an error.
-    #[error("session store")]
-    Store(#[source] StoreError),
+    #[error(transparent)]
+    Store(SessionError),
     /// The store did not answer the ping within [`PROBE_TIMEOUT`].
     #[error("session store: no answer within {0:?}")]
     StoreSilent(Duration),
@@ -101,10 +101,21 @@ pub async fn handle(
     ready: Arc<Readiness>,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return plain(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
+    match route(&app, &ready, &req).await {
+        Ok(res) => res,
+        Err(e) => e.respond(Some(&app.metrics)),
     }
-    match Route::of(req.uri().path()) {
+}
+
+async fn route(
+    app: &App,
+    ready: &Readiness,
+    req: &Request<Incoming>,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Err(ProxyError::MethodNotAllowed);
+    }
+    Ok(match Route::of(req.uri().path()) {
         Route::Metrics => {
             let mut res =
                 Response::new(Either::Right(Full::new(Bytes::from(app.metrics.render()))));
@@ -116,30 +127,25 @@ pub async fn handle(
             );
             res
         }
-        Route::Live => plain(StatusCode::OK, "ok\n"),
-        Route::Ready => match readiness(&app, &ready).await {
-            Ok(()) => plain(StatusCode::OK, "ready\n"),
-            Err(reason) => {
-                let why = chain(&reason);
-                tracing::debug!(reason = %why, "/readyz: not ready");
-                let mut res = plain(StatusCode::SERVICE_UNAVAILABLE, "not ready\n");
-                *res.body_mut() =
-                    Either::Right(Full::new(Bytes::from(format!("not ready: {why}\n"))));
-                res
-            }
-        },
+        Route::Live => ok("ok\n"),
+        Route::Ready => {
+            readiness(app, ready).await.map_err(ProxyError::NotReady)?;
+            ok("ready\n")
+        }
         Route::Jwks => match app.session.assertion() {
             Some(assertion) => assertion.jwks_response(req.method()),
-            None => plain(
-                StatusCode::NOT_FOUND,
-                "not found: the assertion is off (no `assertion` block in the config)\n",
-            ),
+            None => {
+                return Err(ProxyError::NotFound(
+                    "not found: the assertion is off (no `assertion` block in the config)\n",
+                ))
+            }
         },
-        Route::NotFound => plain(
-            StatusCode::NOT_FOUND,
-            "not found: try /metrics, /livez, /readyz, /healthz, /jwks.json\n",
-        ),
-    }
+        Route::NotFound => {
+            return Err(ProxyError::NotFound(
+                "not found: try /metrics, /livez, /readyz, /healthz, /jwks.json\n",
+            ))
+        }
+    })
 }
 
 /// Not shutting down, the store answers a ping and the upstream accepts a TCP connection. The
@@ -149,7 +155,7 @@ async fn readiness(app: &App, ready: &Readiness) -> Result<(), NotReady> {
         return Err(NotReady::ShuttingDown);
     }
     let store = async {
-        match tokio::time::timeout(PROBE_TIMEOUT, app.session.store().ping()).await {
+        match tokio::time::timeout(PROBE_TIMEOUT, app.session.ping()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(NotReady::Store(e)),
             Err(_) => Err(NotReady::StoreSilent(PROBE_TIMEOUT)),

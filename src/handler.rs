@@ -14,6 +14,7 @@ use crate::error::{ProxyError, ResponseBody};
 use crate::metrics::Metrics;
 use crate::proxy::{self, ClientInfo, Upstream, UpstreamSetupError, X_REQUEST_ID};
 use crate::session::assertion::{Assertion, AssertionError};
+use crate::session::clock::Clock;
 use crate::session::store::StoreError;
 use crate::session::SessionLayer;
 use crate::telemetry::AccessLog;
@@ -36,8 +37,9 @@ pub struct Running<'a> {
 impl App {
     /// The one place the pipeline is built, at start-up (`running: None`) and on reload. A
     /// reload keeps the running metrics and, unless sessions are cookies (nothing stored), the
-    /// running store: memory sessions and Redis connections survive it.
-    pub fn build<E>(config: &Config, running: Option<Running<'_>>) -> Result<App, E>
+    /// running store: memory sessions and Redis connections survive it. Session expiry reads
+    /// `clock` (the system clock but in tests; a reload passes the running one on).
+    pub fn build<E>(config: &Config, clock: Clock, running: Option<Running<'_>>) -> Result<App, E>
     where
         E: From<StoreError> + From<AssertionError> + From<UpstreamSetupError>,
     {
@@ -52,7 +54,8 @@ impl App {
             _ => SessionLayer::from_config(&config.sessions, &config.redis)?,
         }
         .with_metrics(Arc::clone(&metrics))
-        .with_assertion(Assertion::from_config(config)?);
+        .with_assertion(Assertion::from_config(config)?)
+        .with_clock(clock);
         let upstream = match &running {
             Some(r) if r.same_upstream => Arc::clone(&r.app.upstream),
             _ => Arc::new(Upstream::new(&config.upstream, &config.trusted_proxies)?),
@@ -77,15 +80,7 @@ pub async fn handle(
     let mut access = AccessLog::begin(start, &req, client.peer);
     let response = match forward(&app, req, client, &mut access).await {
         Ok(res) => res,
-        Err(e) => {
-            log_failure(&e);
-            match &e {
-                ProxyError::Upstream { kind, .. } => app.metrics.upstream_error(*kind),
-                ProxyError::CookieTooLarge { .. } => app.metrics.cookie_too_large(),
-                _ => {}
-            }
-            e.into_response()
-        }
+        Err(e) => e.respond(Some(&app.metrics)),
     };
     app.metrics
         .request(&method, response.status(), start.elapsed());
@@ -126,7 +121,7 @@ async fn forward(
         access.session = state.fingerprint();
     }
     if let Some(reason) = state.rejected {
-        app.metrics.cookie_rejected(reason);
+        app.metrics.cookie_rejected(reason.into());
     }
 
     // Whether asking again is harmless if the store fails after the upstream has acted.
@@ -152,12 +147,7 @@ async fn forward(
         .session
         .on_response(state, &mut parts.headers)
         .await
-        .map_err(|e| match e {
-            ProxyError::StoreUnavailable(source) => {
-                ProxyError::StoreFailedAfterUpstream { source, retry_safe }
-            }
-            other => other,
-        })?;
+        .map_err(|e| ProxyError::after_upstream(e, retry_safe))?;
     if outcome.created {
         app.metrics.session_created();
     }
@@ -171,31 +161,4 @@ async fn forward(
         parts,
         Either::Left(proxy::trailers::Filtered::new(body)),
     ))
-}
-
-fn log_failure(e: &ProxyError) {
-    match e {
-        ProxyError::Upstream { .. } => tracing::warn!(error = %e, "upstream request failed"),
-        ProxyError::StoreUnavailable(_) => {
-            tracing::error!(error = %crate::error::chain(e), "session store unavailable")
-        }
-        ProxyError::StoreFailedAfterUpstream { retry_safe, .. } => tracing::error!(
-            error = %crate::error::chain(e),
-            retry_after = retry_safe,
-            "session store unavailable after the upstream already answered: the request was processed, its session changes were not saved"
-        ),
-        ProxyError::CookieTooLarge { size } => tracing::error!(
-            set_cookie_bytes = size,
-            "session too large for the cookie store; response replaced by 500 and the client's cookie left as it was"
-        ),
-        ProxyError::Internal(_) => tracing::error!(error = %e, "internal error; answered 500"),
-        ProxyError::SessionTooLarge { size, limit } => tracing::error!(
-            session_bytes = size,
-            limit,
-            "session data would exceed sessions.max_bytes; response replaced by 500 and the session left as it was"
-        ),
-        ProxyError::BodyTooLarge { .. } | ProxyError::BadRequest(_) | ProxyError::BadTarget(_) => {
-            tracing::info!(error = %crate::error::chain(e), "request refused")
-        }
-    }
 }

@@ -8,20 +8,24 @@
 //! - [`session`] is the two session phases around forwarding: on the way in it strips spoofed
 //!   `X-Session-*` headers, takes the cookie, loads the session and hands it to the app as headers; on
 //!   the way out it reads the app's `X-Session-*` control headers, applies them to the store and
-//!   writes the cookie. [`session::protocol`] is the header grammar (pure functions),
+//!   writes the cookie. [`session::protocol`] is the header grammar (pure functions: `inbound`
+//!   headers for the app, `controls` read from it, `json_text` checks on values),
 //!   [`session::store`] the storage back ends behind one trait, [`session::assertion`] the signed
-//!   `X-Session-Assertion` (JWS) and its JWKS.
+//!   `X-Session-Assertion` (JWS) and its JWKS (key files in `assertion/keys.rs`), [`session::clock`]
+//!   the one source of "now" for every expiry decision (a manual clock in tests).
 //! - [`handler`] is one request's life: prepare → session in → forward → session out; the access
 //!   line is written when the response body ends ([`telemetry::AccessLog`]).
 //! - [`proxy`] forwards the request to the upstream over a pooled client: hop-by-hop headers,
 //!   `Via`, upgrades, timeouts. [`proxy::target`] decides which request targets and `Host`s are
 //!   acceptable and removes dot-segments, [`proxy::forwarded`] writes the client-address headers
-//!   (`X-Forwarded-*`, `Forwarded`, `X-Real-IP`), [`proxy::trailers`] filters trailer sections.
+//!   (`X-Forwarded-*`, `Forwarded`, `X-Real-IP`), [`proxy::trailers`] filters trailer sections;
+//!   `proxy/hop_by_hop.rs` removes hop-by-hop headers, `proxy/connector.rs` builds TCP and TLS.
 //! - [`bare_lf`] sits between the socket and hyper and refuses request heads with bare LF line
-//!   endings (400), following the HTTP/1 framing so that bodies are left alone.
+//!   endings (400), following the HTTP/1 framing so that bodies are left alone:
+//!   `bare_lf/scanner.rs` follows the stream by hyper's rules (`framing.rs`), `mod.rs` is the guard.
 //! - [`tunnel`] relays upgraded connections (WebSocket) and carries the connection's slot,
 //!   shutdown and idle limits over to them.
-//! - [`error`] is the one place where failures become HTTP statuses.
+//! - [`error`] classifies each failure in one place (HTTP status, log level, metric) and answers it.
 //! - [`metrics`] holds the Prometheus series; [`admin`] serves them with the probes (`/livez`,
 //!   `/readyz`, `/healthz`) and `/jwks.json` on a separate listener.
 //! - [`reload`] applies a changed `proxy.yaml` on SIGHUP without dropping connections.

@@ -2,14 +2,14 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 use session_proxy::config::{Config, Overrides, TlsConfig};
 use session_proxy::server::{self, ServeError, Server};
-use session_proxy::session::store::{now_millis, SessionStore};
+use session_proxy::session::store::SessionStore;
 use session_proxy::session::SessionLayer;
 use session_proxy::telemetry::{self, LogFormat};
 use session_proxy::tls::TlsError;
@@ -135,88 +135,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         listen: None,
         upstream: None,
     }) {
-        Command::Keygen {
-            assertion: false, ..
-        } => {
-            println!("{}", keygen());
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Keygen {
-            assertion: true,
-            out,
-        } => {
-            let pem = session_proxy::session::assertion::generate_ed25519_pem()?;
-            match out {
-                None => print!("{pem}"),
-                Some(path) => write_private(&path, pem.as_bytes())
-                    .with_context(|| format!("cannot write {}", path.display()))?,
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Completions { shell } => {
-            let mut script = Vec::new();
-            let mut command = Cli::command();
-            let name = command.get_name().to_owned();
-            clap_complete::generate(shell, &mut command, name.clone(), &mut script);
-            if shell == clap_complete::Shell::Bash {
-                script = fix_bash_case_labels(&script, &name);
-            }
-            write_stdout(&script)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Man { command } => {
-            let mut cli = Cli::command().disable_help_subcommand(true);
-            // Built first, so that a subcommand carries its full name (session-proxy-check).
-            cli.build();
-            let page_of = match command {
-                None => cli,
-                Some(name) => cli.find_subcommand(&name).cloned().with_context(|| {
-                    let names: Vec<_> = cli.get_subcommands().map(|c| c.get_name()).collect();
-                    format!("no command {name:?}; one of: {}", names.join(", "))
-                })?,
-            };
-            let mut page = Vec::new();
-            clap_mangen::Man::new(page_of)
-                .render(&mut page)
-                .context("cannot render the man page")?;
-            write_stdout(&page)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Check => {
-            let config = Config::load(&cli.config, &Overrides::default())?;
-            // The files a config points at are part of it: fail now, not at deploy time.
-            if let Some(tls) = &config.tls {
-                session_proxy::tls::Tls::load(tls).map_err(|e| tls_error(tls, e))?;
-            }
-            session_proxy::proxy::Upstream::new(&config.upstream, &config.trusted_proxies)?;
-            session_proxy::session::assertion::Assertion::from_config(&config)?;
-            print!("{}", config.to_redacted_yaml());
-            eprintln!("session-proxy: {} is valid", cli.config.display());
-            if config.sessions.driver == session_proxy::config::Driver::Redis {
-                runtime()?.block_on(warn_if_store_unreachable(&config));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Keygen { assertion, out } => keygen_command(assertion, out),
+        Command::Completions { shell } => completions(shell),
+        Command::Man { command } => man_page(command),
+        Command::Check => check(&cli.config),
         Command::Cleanup => {
             let config = Config::load(&cli.config, &Overrides::default())?;
             runtime()?.block_on(cleanup(&config))
         }
         Command::Health { url, timeout } => {
-            // With --url the config is not needed (nor loaded): a probe should not fail because,
-            // say, SESSION_SECRET is missing from the prober's environment.
-            let url = match url {
-                Some(url) => health::readyz_url(url)?,
-                None => {
-                    let config = Config::load(&cli.config, &Overrides::default())?;
-                    let admin = config.admin_listen.with_context(|| {
-                        format!(
-                            "{} has no admin_listen (nor SESSION_PROXY_ADMIN_LISTEN): nothing to ask; set one or pass --url",
-                            cli.config.display()
-                        )
-                    })?;
-                    health::url_for(admin)?
-                }
-            };
+            let url = health_url(url, &cli.config)?;
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -234,6 +162,85 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("cannot start the async runtime")?
                 .block_on(serve(config, cli.config, overrides))?;
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn keygen_command(assertion: bool, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    if !assertion {
+        println!("{}", keygen());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let pem = session_proxy::session::assertion::generate_ed25519_pem()?;
+    match out {
+        None => print!("{pem}"),
+        Some(path) => write_private(&path, pem.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    let mut script = Vec::new();
+    let mut command = Cli::command();
+    let name = command.get_name().to_owned();
+    clap_complete::generate(shell, &mut command, name.clone(), &mut script);
+    if shell == clap_complete::Shell::Bash {
+        script = fix_bash_case_labels(&script, &name);
+    }
+    write_stdout(&script)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn man_page(command: Option<String>) -> anyhow::Result<ExitCode> {
+    let mut cli = Cli::command().disable_help_subcommand(true);
+    // Built first, so that a subcommand carries its full name (session-proxy-check).
+    cli.build();
+    let page_of = match command {
+        None => cli,
+        Some(name) => cli.find_subcommand(&name).cloned().with_context(|| {
+            let names: Vec<_> = cli.get_subcommands().map(|c| c.get_name()).collect();
+            format!("no command {name:?}; one of: {}", names.join(", "))
+        })?,
+    };
+    let mut page = Vec::new();
+    clap_mangen::Man::new(page_of)
+        .render(&mut page)
+        .context("cannot render the man page")?;
+    write_stdout(&page)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = Config::load(path, &Overrides::default())?;
+    // The files a config points at are part of it: fail now, not at deploy time.
+    if let Some(tls) = &config.tls {
+        session_proxy::tls::Tls::load(tls).map_err(|e| tls_error(tls, e))?;
+    }
+    session_proxy::proxy::Upstream::new(&config.upstream, &config.trusted_proxies)?;
+    session_proxy::session::assertion::Assertion::from_config(&config)?;
+    print!("{}", config.to_redacted_yaml());
+    eprintln!("session-proxy: {} is valid", path.display());
+    if config.sessions.driver == session_proxy::config::Driver::Redis {
+        runtime()?.block_on(warn_if_store_unreachable(&config));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `/readyz` URL `health` asks. With `--url` the config is not needed (nor loaded): a probe
+/// should not fail because, say, SESSION_SECRET is missing from the prober's environment.
+fn health_url(url: Option<http::Uri>, path: &Path) -> anyhow::Result<http::Uri> {
+    match url {
+        Some(url) => health::readyz_url(url),
+        None => {
+            let config = Config::load(path, &Overrides::default())?;
+            let admin = config.admin_listen.with_context(|| {
+                format!(
+                    "{} has no admin_listen (nor SESSION_PROXY_ADMIN_LISTEN): nothing to ask; set one or pass --url",
+                    path.display()
+                )
+            })?;
+            health::url_for(admin)
         }
     }
 }
@@ -291,7 +298,7 @@ async fn cleanup(config: &Config) -> anyhow::Result<ExitCode> {
     let layer = SessionLayer::from_config(&config.sessions, &config.redis)?;
     let report = layer
         .store()
-        .cleanup(now_millis())
+        .cleanup(layer.clock().now())
         .await
         .context("cleanup failed: the session store is unreachable")?;
     println!(

@@ -5,9 +5,12 @@
 //! `Incoming` body is handed back to the server to stream to the client, trailers filtered.
 //!
 //! [`target`] decides which request targets and authorities are acceptable, [`forwarded`] writes
-//! the client-address family of headers, [`trailers`] filters trailer sections both ways.
+//! the client-address family of headers, [`trailers`] filters trailer sections both ways,
+//! `hop_by_hop` removes what must not cross the proxy, `connector` builds the client's TCP and TLS.
 
+mod connector;
 pub mod forwarded;
+mod hop_by_hop;
 pub mod target;
 pub mod trailers;
 
@@ -21,12 +24,12 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::MapErr;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
+use connector::Connector;
+pub use connector::UpstreamSetupError;
+pub use hop_by_hop::{remove_hop_by_hop, upgrade_protocol, HOP_BY_HOP};
 
 use crate::config::UpstreamConfig;
 use crate::error::{ProxyError, UpstreamFailure};
@@ -45,28 +48,6 @@ pub type DownstreamBody = trailers::Filtered<Incoming>;
 #[derive(Debug, thiserror::Error)]
 #[error("reading the client's request body")]
 pub struct ClientBodyError(#[source] pub hyper::Error);
-
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
-
-/// Errors building the upstream client (bad CA file and the like).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum UpstreamSetupError {
-    #[error("cannot read upstream.ca {path}")]
-    CaRead {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("upstream.ca {path}: no usable certificate in the file")]
-    CaEmpty { path: String },
-    #[error("upstream.ca {path}: {message}")]
-    CaInvalid { path: String, message: String },
-    #[error("upstream.url has no host")]
-    NoHost,
-    #[error("cannot set up TLS for the upstream: {0}")]
-    Tls(String),
-}
 
 /// What the server knows about the client connection.
 #[derive(Debug, Clone)]
@@ -106,13 +87,9 @@ pub struct Upstream {
     max_response_headers: usize,
     trusted_proxies: Vec<ipnet::IpNet>,
 }
-
 static VIA_11: HeaderValue = HeaderValue::from_static("1.1 session-proxy");
 static VIA_2: HeaderValue = HeaderValue::from_static("2 session-proxy");
 static UPGRADE_TOKEN: HeaderValue = HeaderValue::from_static("upgrade");
-const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-const HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
-const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 impl Upstream {
@@ -120,17 +97,7 @@ impl Upstream {
         cfg: &UpstreamConfig,
         trusted_proxies: &[ipnet::IpNet],
     ) -> Result<Upstream, UpstreamSetupError> {
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(cfg.connect_timeout));
-        http.set_nodelay(true);
-        http.enforce_http(false);
-
-        let tls = tls_client_config(cfg.ca.as_deref())?;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let connector = connector::connector(cfg)?;
 
         let url = &cfg.url;
         let authority = url.authority().ok_or(UpstreamSetupError::NoHost)?.clone();
@@ -415,62 +382,6 @@ impl Upstream {
 /// lifecycle (connection slot, shutdown, idle timeout, metrics) lives in [`crate::tunnel`].
 pub use crate::tunnel::splice as splice_upgrade;
 
-/// The protocol an HTTP/1.1 request asks to upgrade to, if it really asks (both `Upgrade` and the
-/// `upgrade` token in `Connection`). HTTP/2 has no such mechanism.
-pub fn upgrade_protocol(version: Version, headers: &HeaderMap) -> Option<HeaderValue> {
-    if version != Version::HTTP_11 {
-        return None;
-    }
-    let proto = headers.get(header::UPGRADE)?;
-    connection_tokens(headers)
-        .any(|t| t.eq_ignore_ascii_case("upgrade"))
-        .then(|| proto.clone())
-}
-
-fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(header::CONNECTION)
-        .into_iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-}
-
-/// Removes the hop-by-hop headers of RFC 9110 §7.6.1, including every header `Connection` names.
-pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // Most heads carry none of them: one pass over the names present (a standard name compares
-    // as a tag) costs far less than a hashed removal per listed name.
-    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
-        return;
-    }
-    let named: Vec<HeaderName> = connection_tokens(headers)
-        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-}
-
-/// The fixed hop-by-hop fields (RFC 9110 §7.6.1 and the legacy ones), removed from every head
-/// and every trailer section ([`trailers::filter`]) that crosses the proxy.
-pub const HOP_BY_HOP: [HeaderName; 10] = [
-    header::CONNECTION,
-    KEEP_ALIVE,
-    PROXY_CONNECTION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHORIZATION,
-    header::PROXY_AUTHENTICATE,
-    // Only meaningful with `Upgrade: h2c`, which is never forwarded.
-    HTTP2_SETTINGS,
-];
-
 fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)?
@@ -495,108 +406,4 @@ fn find_source<'a, T: StdError + 'static>(e: &'a (dyn StdError + 'static)) -> Op
         cur = err.source();
     }
     None
-}
-
-fn tls_client_config(
-    ca: Option<&std::path::Path>,
-) -> Result<rustls::ClientConfig, UpstreamSetupError> {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for cert in native.certs {
-        let _ = roots.add(cert);
-    }
-    if roots.is_empty() {
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    }
-    if let Some(path) = ca {
-        let shown = path.display().to_string();
-        let pem = std::fs::read(path).map_err(|source| UpstreamSetupError::CaRead {
-            path: shown.clone(),
-            source,
-        })?;
-        let mut added = 0;
-        for cert in CertificateDer::pem_slice_iter(&pem) {
-            let cert = cert.map_err(|e| UpstreamSetupError::CaInvalid {
-                path: shown.clone(),
-                message: e.to_string(),
-            })?;
-            roots.add(cert).map_err(|e| UpstreamSetupError::CaInvalid {
-                path: shown.clone(),
-                message: e.to_string(),
-            })?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(UpstreamSetupError::CaEmpty { path: shown });
-        }
-    }
-    let provider = crate::tls::crypto_provider();
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| UpstreamSetupError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(config)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hop_by_hop_and_named_headers_go() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("close, X-Secret"),
-        );
-        h.insert("x-secret", HeaderValue::from_static("1"));
-        h.insert(KEEP_ALIVE, HeaderValue::from_static("timeout=5"));
-        h.insert(header::TE, HeaderValue::from_static("trailers"));
-        h.insert(header::TRAILER, HeaderValue::from_static("x"));
-        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        h.insert(PROXY_CONNECTION, HeaderValue::from_static("keep-alive"));
-        h.insert(
-            header::PROXY_AUTHORIZATION,
-            HeaderValue::from_static("Basic x"),
-        );
-        h.insert(
-            header::PROXY_AUTHENTICATE,
-            HeaderValue::from_static("Basic"),
-        );
-        h.insert(
-            header::TRANSFER_ENCODING,
-            HeaderValue::from_static("chunked"),
-        );
-        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
-        remove_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1, "{h:?}");
-    }
-
-    /// The pass that skips the removals when nothing listed is present must still see each listed
-    /// name on its own, without a `Connection` header to draw attention (custom names included).
-    #[test]
-    fn each_hop_by_hop_name_alone_goes() {
-        for name in HOP_BY_HOP {
-            let mut h = HeaderMap::new();
-            h.insert(name.clone(), HeaderValue::from_static("x"));
-            h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
-            remove_hop_by_hop(&mut h);
-            assert!(!h.contains_key(&name), "{name} kept");
-            assert_eq!(h.len(), 1, "{h:?}");
-        }
-    }
-
-    #[test]
-    fn upgrade_needs_both_headers_and_http11() {
-        let mut h = HeaderMap::new();
-        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        assert!(upgrade_protocol(Version::HTTP_11, &h).is_none());
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, Upgrade"),
-        );
-        assert!(upgrade_protocol(Version::HTTP_11, &h).is_some());
-        assert!(upgrade_protocol(Version::HTTP_2, &h).is_none());
-    }
 }

@@ -169,6 +169,7 @@ impl Reloader {
             && old.trusted_proxies == new.trusted_proxies;
         let app = App::build::<ReloadError>(
             &effective,
+            current.session.clock().clone(),
             Some(Running {
                 app: &current,
                 same_upstream,

@@ -1,8 +1,11 @@
 //! Which worker thread is running. The server runs one single-threaded runtime per core
-//! (thread-per-core); the upstream connection pool and the assertion cache keep one per worker,
-//! so a request never waits on a connection driven by another thread nor on another thread's
-//! lock. The Redis connection is the exception: one multiplexed connection shared by every worker
-//! (see [`crate::session::store::redis`]).
+//! (thread-per-core); the upstream connection pool (and the assertion cache) keep one per worker,
+//! so a request never waits on an upstream connection driven by another thread.
+//!
+//! The Redis store is not per worker: it holds one multiplexed connection (one per node in
+//! Cluster) shared by all workers, whose socket is driven by a task on the runtime of the worker
+//! that (re)connected it; requests from other workers hand their commands to that task. See
+//! `session::store::redis::connection` for why a pool would not buy more.
 
 use std::cell::Cell;
 

@@ -24,6 +24,8 @@ fn check_prints_effective_config_with_secrets_redacted() {
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("http://127.0.0.1:3999"), "{out}");
     assert!(out.contains("timeout: 30s"), "{out}");
+    // Durations read as the file writes them (`24h`, not humantime's `1day`).
+    assert!(out.contains("max_age: 24h"), "{out}");
     // Defaults are part of the effective config.
     assert!(out.contains("header_read_timeout"), "{out}");
     assert!(out.contains("<redacted>"), "{out}");
@@ -32,6 +34,16 @@ fn check_prints_effective_config_with_secrets_redacted() {
         assert!(!err.contains(secret), "{secret} on stderr:\n{err}");
     }
     assert!(err.contains("is valid"), "{err}");
+}
+
+/// `redis.pool_size` is deprecated: an existing file that sets it still passes, with a warning.
+#[test]
+fn check_warns_about_the_deprecated_pool_size() {
+    let yaml = format!("{}redis:\n  pool_size: 8\n", config(SECRET));
+    let (code, out, err) = run_cli(&yaml, &["check"], &[]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(err.contains("redis.pool_size"), "{err}");
+    assert!(!out.contains("pool_size"), "{out}");
 }
 
 #[test]

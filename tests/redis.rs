@@ -558,3 +558,61 @@ async fn slow_redis_is_a_503_after_the_timeout() {
         "session survived the stall"
     );
 }
+
+/// The store's scripts against Redis, fed the expiry rule's numbers from Rust: an update that
+/// carries an older `last_seen` (a slower concurrent request) never shortens the TTL a newer one
+/// set, a newer one moves it on, and cleanup removes the session once its idle timeout has run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_writes_and_sweep_follow_the_expiry_rule() {
+    use session_proxy::config::RedisConfig;
+    use session_proxy::session::store::redis::RedisStore;
+    use session_proxy::session::store::{
+        now_millis, CleanupReport, Delta, Session, SessionStore, Write,
+    };
+    let mut db = Db::single();
+    let cfg = RedisConfig {
+        url: db.server().url(),
+        ..RedisConfig::default()
+    };
+    let store = RedisStore::new(&cfg, Some(Duration::from_secs(600))).unwrap();
+    let now = now_millis();
+    let session = Session::new(store.generate_id(None), now, Duration::from_secs(3600));
+    let key = store.key(&session.id);
+    assert!(matches!(
+        store.create(&session, now).await.unwrap(),
+        Write::Stored(_)
+    ));
+
+    let mut stale = session.clone();
+    stale.last_seen = now - 300_000;
+    assert!(matches!(
+        store
+            .update(&stale, Delta::default(), now_millis())
+            .await
+            .unwrap(),
+        Write::Stored(_)
+    ));
+    let ttl = pttl(&db, &key);
+    assert!((590_000..=600_000).contains(&ttl), "pttl {ttl}");
+    assert_eq!(db.cli(&["hget", &key, "m:s"]).trim(), now.to_string());
+
+    let mut newer = session.clone();
+    newer.last_seen = now + 60_000;
+    store
+        .update(&newer, Delta::default(), now_millis())
+        .await
+        .unwrap();
+    let ttl = pttl(&db, &key);
+    assert!((650_000..=660_000).contains(&ttl), "pttl {ttl}");
+
+    let report = store.cleanup(now + 659_000).await.unwrap();
+    assert_eq!(report.removed, 0, "{report:?}");
+    let report = store.cleanup(now + 660_000).await.unwrap();
+    assert_eq!(
+        report,
+        CleanupReport {
+            scanned: 1,
+            removed: 1
+        }
+    );
+}

@@ -55,9 +55,9 @@ fn same(c: u8, p: u8) -> bool {
     c == p || (c == b'_' && p == b'-')
 }
 
-/// The client's address, canonical (see [`canonical`]) and already written out. Built once per
-/// connection: formatting an address costs more than the rest of the family together, and every
-/// request on the connection writes it two or three times.
+/// The client's address, canonical (`::ffff:a.b.c.d` as `a.b.c.d`) and already written out. Built
+/// once per connection: formatting an address costs more than the rest of the family together,
+/// and every request on the connection writes it two or three times.
 #[derive(Clone, Debug)]
 pub struct PeerAddr {
     ip: IpAddr,

@@ -49,6 +49,7 @@ use crate::handler::App;
 use crate::proxy::UpstreamSetupError;
 use crate::reload::Reloader;
 use crate::session::assertion::AssertionError;
+use crate::session::clock::Clock;
 use crate::session::store::StoreError;
 use crate::session::sweeper::Sweeper;
 use crate::tls::{Tls, TlsError};
@@ -106,11 +107,26 @@ impl Server {
     /// core). Each extra worker gets its own socket on the same address (SO_REUSEPORT), so the
     /// kernel spreads connections and a connection's whole life stays on one thread.
     pub async fn bind_workers(config: &Config, workers: usize) -> Result<Server, ServeError> {
+        Self::bind_inner(config, workers, Clock::System).await
+    }
+
+    /// Like [`Server::bind`], with every session expiry decision taken from `clock`: tests run
+    /// the real server in-process with a [`ManualClock`](crate::session::clock::ManualClock) and
+    /// move it instead of sleeping.
+    pub async fn bind_with_clock(config: &Config, clock: Clock) -> Result<Server, ServeError> {
+        Self::bind_inner(config, 1, clock).await
+    }
+
+    async fn bind_inner(
+        config: &Config,
+        workers: usize,
+        clock: Clock,
+    ) -> Result<Server, ServeError> {
         let tls = match &config.tls {
             Some(cfg) => Some(Arc::new(Tls::load(cfg)?)),
             None => None,
         };
-        let app = App::build::<ServeError>(config, None)?;
+        let app = App::build::<ServeError>(config, clock, None)?;
         let sweeper = Sweeper::new(&app.session, &config.sessions);
         let app = Arc::new(ArcSwap::from_pointee(app));
         let workers = match (workers, config.limits.workers) {

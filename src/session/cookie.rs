@@ -5,6 +5,8 @@ use std::time::Duration;
 use bytes::{BufMut, BytesMut};
 use http::header::{HeaderMap, HeaderValue, COOKIE, SET_COOKIE};
 
+use super::clock::system_time;
+use super::store::Millis;
 use crate::config::{SameSite, SessionConfig};
 
 /// Browsers drop a `Set-Cookie` larger than this (RFC 6265 §6.1's minimum that all of them honour).
@@ -177,12 +179,11 @@ impl CookieSpec {
         &self.name
     }
 
-    /// A cookie that lives for `remaining`. Max-Age is what browsers use; Expires is for the few
-    /// old clients that ignore Max-Age.
-    pub fn set(&self, value: &str, remaining: Duration) -> String {
+    /// A cookie that lives for `remaining` from `now`. Max-Age is what browsers use; Expires is
+    /// for the few old clients that ignore Max-Age.
+    pub fn set(&self, value: &str, remaining: Duration, now: Millis) -> String {
         let secs = remaining.as_secs().max(1);
-        let expires =
-            httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(secs));
+        let expires = httpdate::fmt_http_date(system_time(now) + Duration::from_secs(secs));
         format!(
             "{}={}; Max-Age={}; Expires={}{}",
             self.name, value, secs, expires, self.attributes
@@ -323,8 +324,11 @@ mod tests {
         )
         .unwrap();
         let spec = CookieSpec::new(&cfg);
-        let c = spec.set("v", Duration::from_secs(90));
-        assert!(c.starts_with("sid=v; Max-Age=90; Expires="), "{c}");
+        let c = spec.set("v", Duration::from_secs(90), 1_700_000_000_000);
+        assert!(
+            c.starts_with("sid=v; Max-Age=90; Expires=Tue, 14 Nov 2023 22:14:50 GMT;"),
+            "{c}"
+        );
         assert!(c.ends_with("; Path=/app; Domain=example.com; Secure; HttpOnly; SameSite=Strict"));
         let e = spec.expire();
         assert!(e.starts_with("sid=; Max-Age=0;"));

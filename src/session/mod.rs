@@ -10,7 +10,9 @@
 //! Between the two phases the request's [`SessionState`] is the only thing carried.
 
 pub mod assertion;
+pub mod clock;
 pub mod cookie;
+mod error;
 pub mod protocol;
 pub mod store;
 pub mod sweeper;
@@ -21,13 +23,13 @@ use std::time::Duration;
 use http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, SET_COOKIE};
 
 use crate::config::{Driver, SessionConfig};
-use crate::error::ProxyError;
 use crate::metrics::{Metrics, StoreOp};
+use clock::Clock;
 use cookie::{CookieSpec, MAX_SET_COOKIE};
+pub use error::SessionError;
 use protocol::{Controls, MAX_KEYS};
 use store::{
-    now_millis, Data, Delta, Lookup, Millis, Reject, Session, SessionId, SessionStore, Store,
-    StoreError, Write,
+    Data, Delta, Lookup, Millis, Reject, Session, SessionId, SessionStore, Store, StoreError, Write,
 };
 
 /// What the request phase learned, handed to the response phase.
@@ -73,6 +75,8 @@ pub struct SessionLayer {
     metrics: Option<Arc<Metrics>>,
     /// Signs `X-Session-Assertion` when the `assertion` block is configured.
     assertion: Option<Arc<assertion::Assertion>>,
+    /// Every expiry decision reads this; tests substitute a manual clock.
+    clock: Clock,
 }
 
 impl SessionLayer {
@@ -85,6 +89,7 @@ impl SessionLayer {
             max_bytes: cfg.max_bytes,
             metrics: None,
             assertion: None,
+            clock: Clock::System,
         }
     }
 
@@ -97,6 +102,16 @@ impl SessionLayer {
     /// The assertion signer, when configured (for the JWKS endpoints).
     pub fn assertion(&self) -> Option<&assertion::Assertion> {
         self.assertion.as_deref()
+    }
+
+    /// Takes time from `clock` instead of the wall clock (tests; a reload passes the old one on).
+    pub fn with_clock(mut self, clock: Clock) -> SessionLayer {
+        self.clock = clock;
+        self
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Records every store operation's count, errors and latency.
@@ -146,23 +161,31 @@ impl SessionLayer {
         Arc::clone(&self.store)
     }
 
+    /// Whether the store answers (for `/readyz`), timed and counted like every other operation.
+    pub async fn ping(&self) -> Result<(), SessionError> {
+        self.timed(StoreOp::Ping, self.store.ping())
+            .await
+            .map_err(SessionError::Store)
+    }
+
     /// Phase one. Errors only when a cookie was presented and the store cannot be asked about it.
-    pub async fn on_request(&self, headers: &mut HeaderMap) -> Result<SessionState, ProxyError> {
+    pub async fn on_request(&self, headers: &mut HeaderMap) -> Result<SessionState, SessionError> {
         protocol::strip_session_headers(headers);
         let mut state = SessionState::default();
         let Some(value) = cookie::take_session_cookie(headers, self.spec.name()) else {
             return Ok(state);
         };
+        let now = self.clock.now();
         let lookup = self
-            .timed(StoreOp::Load, self.store.load(&value, now_millis()))
+            .timed(StoreOp::Load, self.store.load(&value, now))
             .await
-            .map_err(ProxyError::StoreUnavailable)?;
+            .map_err(SessionError::Store)?;
         match lookup {
             Lookup::Found { session, reseal } => {
                 let handle = session.id.handle();
                 protocol::inject(headers, handle.as_str(), &session.data);
                 if let Some(assertion) = &self.assertion {
-                    assertion.inject(headers, &session, &handle, now_millis());
+                    assertion.inject(headers, &session, &handle, now);
                 }
                 state.reseal = reseal;
                 state.handle = Some(handle);
@@ -182,7 +205,7 @@ impl SessionLayer {
         &self,
         state: SessionState,
         headers: &mut HeaderMap,
-    ) -> Result<Outcome, ProxyError> {
+    ) -> Result<Outcome, SessionError> {
         let (controls, ignored) = protocol::take_controls(headers);
         // One line per kind of problem, however many lines had it: an app (or whoever controls
         // its responses) must not be able to flood the log.
@@ -192,16 +215,17 @@ impl SessionLayer {
         if cookie::remove_set_cookie_named(headers, self.spec.name()) {
             tracing::warn!("removed a Set-Cookie for the session cookie sent by the app: the proxy owns that cookie");
         }
-        let now = now_millis();
+        let now = self.clock.now();
         let mut outcome = Outcome::default();
         let set_cookie = self.apply(state, controls, now, &mut outcome).await?;
         if let Some(value) = set_cookie {
             if value.len() > MAX_SET_COOKIE {
-                return Err(ProxyError::CookieTooLarge { size: value.len() });
+                return Err(SessionError::CookieTooLarge { size: value.len() });
             }
             // Built from header-safe parts only (validated cookie attributes, base64 values).
-            let value = HeaderValue::try_from(value)
-                .map_err(|_| ProxyError::Internal("the Set-Cookie value is not a valid header"))?;
+            let value = HeaderValue::try_from(value).map_err(|_| {
+                SessionError::Internal("the Set-Cookie value is not a valid header")
+            })?;
             headers.append(SET_COOKIE, value);
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
@@ -218,7 +242,7 @@ impl SessionLayer {
         controls: Controls,
         now: Millis,
         outcome: &mut Outcome,
-    ) -> Result<Option<String>, ProxyError> {
+    ) -> Result<Option<String>, SessionError> {
         let mut session = state.loaded;
         let had_cookie = session.is_some() || state.stale_cookie;
 
@@ -268,16 +292,16 @@ impl SessionLayer {
         };
 
         let write = if created {
-            self.create(&mut session).await
+            self.create(&mut session, now).await
         } else if let Some(old) = &old_id {
-            self.regenerate(old, &mut session, delta).await
+            self.regenerate(old, &mut session, delta, now).await
         } else if wrote || refresh || state.reseal {
-            self.timed(StoreOp::Update, self.store.update(&session, delta))
+            self.timed(StoreOp::Update, self.store.update(&session, delta, now))
                 .await
         } else {
             return Ok(None);
         }
-        .map_err(ProxyError::StoreUnavailable)?;
+        .map_err(SessionError::Store)?;
 
         match write {
             // The app wrote what the session already held (deleted a missing key, set a value
@@ -291,9 +315,11 @@ impl SessionLayer {
                 outcome.created |= created;
                 outcome.regenerated |= old_id.is_some();
                 let remaining = session.deadline(self.idle_timeout).saturating_sub(now);
-                Ok(Some(
-                    self.spec.set(&value, Duration::from_millis(remaining)),
-                ))
+                Ok(Some(self.spec.set(
+                    &value,
+                    Duration::from_millis(remaining),
+                    now,
+                )))
             }
             // Destroyed by a concurrent request (logout in another tab): it stays destroyed.
             Write::Gone | Write::Collision => Ok(Some(self.spec.expire())),
@@ -305,11 +331,11 @@ impl SessionLayer {
         &self,
         cleared: Option<Session>,
         outcome: &mut Outcome,
-    ) -> Result<(), ProxyError> {
+    ) -> Result<(), SessionError> {
         if let Some(old) = cleared {
             self.timed(StoreOp::Destroy, self.store.destroy(&old.id))
                 .await
-                .map_err(ProxyError::StoreUnavailable)?;
+                .map_err(SessionError::Store)?;
             outcome.destroyed = true;
         }
         Ok(())
@@ -318,10 +344,10 @@ impl SessionLayer {
     /// Refuses data that grew past `sessions.max_bytes`: it would travel to the app on every
     /// request (twice: `X-Session-Data` and the per-key headers) until the session expires. A
     /// session already over the limit (the limit was lowered) may still shrink.
-    fn check_size(&self, before: &Data, after: &Data) -> Result<(), ProxyError> {
+    fn check_size(&self, before: &Data, after: &Data) -> Result<(), SessionError> {
         let size = protocol::json_len(after);
         if size > self.max_bytes && size > protocol::json_len(before) {
-            return Err(ProxyError::SessionTooLarge {
+            return Err(SessionError::TooLarge {
                 size,
                 limit: self.max_bytes,
             });
@@ -383,10 +409,10 @@ impl SessionLayer {
     }
 
     /// Stores a new session, drawing a fresh ID on the (theoretical) collision.
-    async fn create(&self, session: &mut Session) -> Result<Write, StoreError> {
+    async fn create(&self, session: &mut Session, now: Millis) -> Result<Write, StoreError> {
         for _ in 0..3 {
             match self
-                .timed(StoreOp::Create, self.store.create(session))
+                .timed(StoreOp::Create, self.store.create(session, now))
                 .await?
             {
                 Write::Collision => session.id = self.store.generate_id(None),
@@ -401,12 +427,13 @@ impl SessionLayer {
         old: &SessionId,
         session: &mut Session,
         delta: Delta<'_>,
+        now: Millis,
     ) -> Result<Write, StoreError> {
         for _ in 0..3 {
             match self
                 .timed(
                     StoreOp::Regenerate,
-                    self.store.regenerate(old, session, delta),
+                    self.store.regenerate(old, session, delta, now),
                 )
                 .await?
             {
@@ -419,74 +446,4 @@ impl SessionLayer {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use http::header::COOKIE;
-
-    fn layer() -> SessionLayer {
-        let cfg: SessionConfig =
-            serde_norway::from_str("driver: memory\nsecret: 0123456789abcdef0123456789abcdef")
-                .unwrap();
-        SessionLayer::new(
-            Arc::new(Store::Memory(store::memory::MemoryStore::new(None))),
-            &cfg,
-        )
-    }
-
-    /// One round trip: the request carries `cookie`, the app answers `controls`. Returns the
-    /// response headers the client would see.
-    async fn round(
-        layer: &SessionLayer,
-        cookie: Option<&str>,
-        controls: &[(&str, &str)],
-    ) -> HeaderMap {
-        let mut req = HeaderMap::new();
-        if let Some(c) = cookie {
-            req.insert(
-                COOKIE,
-                HeaderValue::from_str(&format!("session_id={c}")).unwrap(),
-            );
-        }
-        let state = layer.on_request(&mut req).await.unwrap();
-        let mut res = HeaderMap::new();
-        for (n, v) in controls {
-            res.append(
-                http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        layer.on_response(state, &mut res).await.unwrap();
-        res
-    }
-
-    fn cookie_value(res: &HeaderMap) -> Option<String> {
-        let line = res.get(SET_COOKIE)?.to_str().unwrap();
-        let pair = line.split(';').next().unwrap();
-        Some(pair.split_once('=').unwrap().1.to_owned())
-    }
-
-    #[tokio::test]
-    async fn writes_that_change_nothing_send_no_cookie() {
-        let layer = layer();
-        let res = round(&layer, None, &[("x-session-set", "a=1")]).await;
-        let id = cookie_value(&res).expect("created");
-        for noop in [
-            ("x-session-delete", "missing"),
-            ("x-session-set", "a=1"),
-            ("x-session-set", "{\"a\":1}"),
-        ] {
-            let res = round(&layer, Some(&id), &[noop]).await;
-            assert!(res.get(SET_COOKIE).is_none(), "{noop:?}");
-            assert!(res.get(CACHE_CONTROL).is_none(), "{noop:?}");
-        }
-        let res = round(&layer, Some(&id), &[("x-session-set", "a=2")]).await;
-        assert_eq!(cookie_value(&res).as_deref(), Some(id.as_str()));
-        assert_eq!(res[CACHE_CONTROL], "no-store");
-        let res = round(&layer, Some(&id), &[("x-session-delete", "a")]).await;
-        assert_eq!(cookie_value(&res).as_deref(), Some(id.as_str()));
-        // Regenerate changes no data but always sends the new ID.
-        let res = round(&layer, Some(&id), &[("x-session-regenerate", "1")]).await;
-        let new_id = cookie_value(&res).expect("regenerated");
-        assert_ne!(new_id, id);
-    }
-}
+mod tests;

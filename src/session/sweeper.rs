@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::store::{now_millis, SessionStore};
+use super::store::SessionStore;
 use super::SessionLayer;
 use crate::config::{Driver, SessionConfig};
 use crate::metrics::StoreOp;
@@ -58,7 +58,7 @@ impl Sweeper {
     async fn sweep(&self) {
         let layer = &self.layer;
         let swept = layer
-            .timed(StoreOp::Cleanup, layer.store.cleanup(now_millis()))
+            .timed(StoreOp::Cleanup, layer.store.cleanup(layer.clock.now()))
             .await;
         match swept {
             Ok(r) if r.removed > 0 => tracing::info!(

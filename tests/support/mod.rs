@@ -1,8 +1,10 @@
 //! The integration-test harness: a real upstream HTTP server, real `redis-server` processes and the
-//! real `session-proxy` binary, all on free loopback ports, all torn down on drop.
+//! real `session-proxy` binary (or, for expiry tests, the real server in-process on a manual clock:
+//! `clocked`), all on free loopback ports, all torn down on drop.
 #![allow(dead_code, unused_imports)]
 
 pub mod client;
+pub mod clocked;
 pub mod proxy;
 pub mod raw;
 pub mod redis;
@@ -11,6 +13,7 @@ pub mod tls;
 pub mod upstream;
 
 pub use client::*;
+pub use clocked::*;
 pub use proxy::*;
 pub use raw::*;
 pub use redis::*;

@@ -115,11 +115,16 @@ impl SessionStore for CookieStore {
         Ok(Lookup::Found { session, reseal })
     }
 
-    async fn create(&self, session: &Session) -> Result<Write, StoreError> {
+    async fn create(&self, session: &Session, _now: Millis) -> Result<Write, StoreError> {
         Ok(Write::Stored(self.seal(session)?))
     }
 
-    async fn update(&self, session: &Session, _delta: Delta<'_>) -> Result<Write, StoreError> {
+    async fn update(
+        &self,
+        session: &Session,
+        _delta: Delta<'_>,
+        _now: Millis,
+    ) -> Result<Write, StoreError> {
         Ok(Write::Stored(self.seal(session)?))
     }
 
@@ -128,6 +133,7 @@ impl SessionStore for CookieStore {
         _old: &SessionId,
         session: &Session,
         _delta: Delta<'_>,
+        _now: Millis,
     ) -> Result<Write, StoreError> {
         Ok(Write::Stored(self.seal(session)?))
     }

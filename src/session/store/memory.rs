@@ -28,13 +28,7 @@ impl Entry {
     }
 
     fn live(&self, now: Millis, idle: Option<Duration>) -> bool {
-        let deadline = match idle {
-            Some(idle) => self
-                .expires
-                .min(self.last_seen.saturating_add(idle.as_millis() as u64)),
-            None => self.expires,
-        };
-        now < deadline
+        expiry::is_live(now, self.expires, self.last_seen, idle)
     }
 }
 
@@ -102,7 +96,7 @@ impl SessionStore for MemoryStore {
         })
     }
 
-    async fn create(&self, session: &Session) -> Result<Write, StoreError> {
+    async fn create(&self, session: &Session, _now: Millis) -> Result<Write, StoreError> {
         let mut map = self.lock();
         if map.contains_key(&session.id) {
             return Ok(Write::Collision);
@@ -119,7 +113,12 @@ impl SessionStore for MemoryStore {
         Ok(Write::Stored(session.id.as_str().to_owned()))
     }
 
-    async fn update(&self, session: &Session, delta: Delta<'_>) -> Result<Write, StoreError> {
+    async fn update(
+        &self,
+        session: &Session,
+        delta: Delta<'_>,
+        _now: Millis,
+    ) -> Result<Write, StoreError> {
         let mut map = self.lock();
         let Some(entry) = map.get_mut(&session.id) else {
             return Ok(Write::Gone);
@@ -134,6 +133,7 @@ impl SessionStore for MemoryStore {
         old: &SessionId,
         session: &Session,
         delta: Delta<'_>,
+        _now: Millis,
     ) -> Result<Write, StoreError> {
         let mut map = self.lock();
         if map.contains_key(&session.id) {
@@ -173,7 +173,7 @@ mod tests {
     async fn concurrent_deltas_both_land() {
         let store = MemoryStore::new(None);
         let s = Session::new(SessionId::generate(), 0, Duration::from_secs(60));
-        store.create(&s).await.unwrap();
+        store.create(&s, 0).await.unwrap();
         let a = [("a".to_string(), json!(1))];
         let b = [("b".to_string(), json!(2))];
         // Both updates start from the same (empty) snapshot, as two concurrent requests would.
@@ -184,6 +184,7 @@ mod tests {
                     set: &a,
                     delete: &[],
                 },
+                1,
             )
             .await
             .unwrap();
@@ -194,6 +195,7 @@ mod tests {
                     set: &b,
                     delete: &[],
                 },
+                1,
             )
             .await
             .unwrap();
@@ -210,7 +212,7 @@ mod tests {
     async fn destroyed_session_is_not_resurrected_by_update() {
         let store = MemoryStore::new(None);
         let s = Session::new(SessionId::generate(), 0, Duration::from_secs(60));
-        store.create(&s).await.unwrap();
+        store.create(&s, 0).await.unwrap();
         store.destroy(&s.id).await.unwrap();
         let set = [("x".to_string(), json!(true))];
         assert!(matches!(
@@ -220,7 +222,8 @@ mod tests {
                     Delta {
                         set: &set,
                         delete: &[]
-                    }
+                    },
+                    1,
                 )
                 .await
                 .unwrap(),
@@ -233,11 +236,11 @@ mod tests {
     async fn regenerate_moves_and_cleanup_sweeps() {
         let store = MemoryStore::new(Some(Duration::from_secs(1)));
         let s = Session::new(SessionId::generate(), 0, Duration::from_secs(60));
-        store.create(&s).await.unwrap();
+        store.create(&s, 0).await.unwrap();
         let mut moved = s.clone();
         moved.id = SessionId::generate();
         store
-            .regenerate(&s.id, &moved, Delta::default())
+            .regenerate(&s.id, &moved, Delta::default(), 1)
             .await
             .unwrap();
         assert!(matches!(

@@ -9,6 +9,7 @@
 //! per-request futures unboxed.
 
 pub mod cookie;
+pub mod expiry;
 pub mod memory;
 pub mod redis;
 
@@ -25,6 +26,9 @@ pub type Data = Map<String, Value>;
 /// Milliseconds since the Unix epoch. Plain integers keep expiry arithmetic exact and cheap.
 pub type Millis = u64;
 
+/// The wall clock as [`Millis`]. The session layer reads it through its
+/// [`Clock`](super::clock::Clock) so tests can substitute a manual one; call this directly only
+/// outside the layer (benches, tests, tools).
 pub fn now_millis() -> Millis {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -126,7 +130,7 @@ pub struct Session {
     pub data: Arc<Data>,
     pub created: Millis,
     pub last_seen: Millis,
-    /// Absolute end of life: `created + max_age`, fixed at creation.
+    /// Absolute end of life: `created + max_age`, fixed at creation ([`expiry`]).
     pub expires: Millis,
 }
 
@@ -138,22 +142,17 @@ impl Session {
             data: Arc::new(Data::new()),
             created: now,
             last_seen: now,
-            expires: now.saturating_add(max_age.as_millis() as u64),
+            expires: expiry::expires_at(now, max_age),
         }
     }
 
-    /// When this session dies if nothing happens: the earlier of the absolute and the idle expiry.
+    /// When this session dies if nothing happens ([`expiry::deadline`]).
     pub fn deadline(&self, idle: Option<Duration>) -> Millis {
-        match idle {
-            Some(idle) => self
-                .expires
-                .min(self.last_seen.saturating_add(idle.as_millis() as u64)),
-            None => self.expires,
-        }
+        expiry::deadline(self.expires, self.last_seen, idle)
     }
 
     pub fn is_live(&self, now: Millis, idle: Option<Duration>) -> bool {
-        now < self.deadline(idle)
+        expiry::is_live(now, self.expires, self.last_seen, idle)
     }
 }
 
@@ -249,8 +248,13 @@ pub trait SessionStore: Send + Sync {
         now: Millis,
     ) -> impl Future<Output = Result<Lookup, StoreError>> + Send;
 
-    /// Stores a brand-new session; never overwrites an existing one.
-    fn create(&self, session: &Session) -> impl Future<Output = Result<Write, StoreError>> + Send;
+    /// Stores a brand-new session; never overwrites an existing one. `now` is the layer's clock
+    /// (a store with TTLs counts them from it).
+    fn create(
+        &self,
+        session: &Session,
+        now: Millis,
+    ) -> impl Future<Output = Result<Write, StoreError>> + Send;
 
     /// Applies `delta` and the new `last_seen` to an existing session. `session` is the merged
     /// result (what a whole-record store writes); a delta store must not resurrect a destroyed one.
@@ -258,6 +262,7 @@ pub trait SessionStore: Send + Sync {
         &self,
         session: &Session,
         delta: Delta<'_>,
+        now: Millis,
     ) -> impl Future<Output = Result<Write, StoreError>> + Send;
 
     /// Moves the session from `old` to `session.id` and applies `delta`, atomically: at no moment
@@ -267,6 +272,7 @@ pub trait SessionStore: Send + Sync {
         old: &SessionId,
         session: &Session,
         delta: Delta<'_>,
+        now: Millis,
     ) -> impl Future<Output = Result<Write, StoreError>> + Send;
 
     /// Removes the session. Destroying a missing session is not an error.
@@ -311,19 +317,25 @@ impl SessionStore for Store {
     async fn load(&self, cookie: &str, now: Millis) -> Result<Lookup, StoreError> {
         dispatch!(self, s => s.load(cookie, now).await)
     }
-    async fn create(&self, session: &Session) -> Result<Write, StoreError> {
-        dispatch!(self, s => s.create(session).await)
+    async fn create(&self, session: &Session, now: Millis) -> Result<Write, StoreError> {
+        dispatch!(self, s => s.create(session, now).await)
     }
-    async fn update(&self, session: &Session, delta: Delta<'_>) -> Result<Write, StoreError> {
-        dispatch!(self, s => s.update(session, delta).await)
+    async fn update(
+        &self,
+        session: &Session,
+        delta: Delta<'_>,
+        now: Millis,
+    ) -> Result<Write, StoreError> {
+        dispatch!(self, s => s.update(session, delta, now).await)
     }
     async fn regenerate(
         &self,
         old: &SessionId,
         session: &Session,
         delta: Delta<'_>,
+        now: Millis,
     ) -> Result<Write, StoreError> {
-        dispatch!(self, s => s.regenerate(old, session, delta).await)
+        dispatch!(self, s => s.regenerate(old, session, delta, now).await)
     }
     async fn destroy(&self, id: &SessionId) -> Result<(), StoreError> {
         dispatch!(self, s => s.destroy(id).await)
@@ -373,15 +385,5 @@ mod tests {
         assert_ne!(h, SessionId::generate().handle());
         // SHA-256 of 43 'A's, base64url without padding (computed independently with openssl).
         assert_eq!(h.as_str(), "DwBzhbb51LfusnSGBa_hqYSgo7-j8BTQnip4TOnlzRo");
-    }
-
-    #[test]
-    fn deadline_is_the_earlier_expiry() {
-        let mut s = Session::new(SessionId::generate(), 1_000, Duration::from_secs(10));
-        assert_eq!(s.deadline(None), 11_000);
-        assert_eq!(s.deadline(Some(Duration::from_secs(2))), 3_000);
-        s.last_seen = 10_000;
-        assert_eq!(s.deadline(Some(Duration::from_secs(2))), 11_000);
-        assert!(!s.is_live(11_000, None));
     }
 }

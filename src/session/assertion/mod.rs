@@ -12,25 +12,31 @@
 //!   thumbprint, and is served by the admin listener and on the public listener at [`JWKS_PATH`].
 //!
 //! JWS encoding, key parsing and JWK thumbprints come from `jsonwebtoken`; the public key of the
-//! signing key is derived with `aws-lc-rs`. Nothing here does crypto or base64 by hand.
+//! signing key is derived with `aws-lc-rs`. Nothing here does crypto or base64 by hand. Reading
+//! and publishing keys lives in `keys`.
+
+mod keys;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Response, StatusCode};
+use http::{HeaderMap, Method, Response};
 use http_body_util::{Either, Full};
-use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse, ThumbprintHash};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{EncodingKey, Header};
 use serde::Serialize;
 use serde_json::Value;
 
+pub use keys::{generate_ed25519_pem, KeygenError};
+use keys::{load_private, load_public, published, thumbprint};
+
 use super::store::{Data, Handle, Millis, Session};
 use crate::config::{AssertionConfig, Config};
-use crate::error::{plain, ResponseBody};
+use crate::error::{ProxyError, ResponseBody};
 use crate::worker::PerWorker;
 
 /// Where the public listener answers with the JWKS itself (never forwarded to the app).
@@ -210,10 +216,7 @@ impl Assertion {
     /// `Cache-Control: max-age=300`; other methods get 405.
     pub fn jwks_response(&self, method: &Method) -> Response<ResponseBody> {
         if method != Method::GET && method != Method::HEAD {
-            let mut res = plain(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
-            res.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return res;
+            return ProxyError::MethodNotAllowed.into_response();
         }
         let mut res = Response::new(Either::Right(Full::new(self.jwks())));
         let headers = res.headers_mut();
@@ -321,207 +324,5 @@ fn subject(value: &Value) -> Option<String> {
     }
 }
 
-/// A JWK as published: `use: sig`, its algorithm and `kid`.
-fn published(mut jwk: Jwk, alg: Algorithm, kid: String) -> Jwk {
-    jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-    jwk.common.key_algorithm = Some(match alg {
-        Algorithm::ES256 => KeyAlgorithm::ES256,
-        _ => KeyAlgorithm::EdDSA,
-    });
-    jwk.common.key_id = Some(kid);
-    jwk
-}
-
-/// The RFC 7638 SHA-256 thumbprint; computed over the required members only, so it does not
-/// depend on `use`/`alg`/`kid`.
-fn thumbprint(jwk: &Jwk) -> Result<String, String> {
-    jwk.thumbprint(ThumbprintHash::SHA256)
-        .map_err(|e| e.to_string())
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, AssertionError> {
-    std::fs::read(path).map_err(|source| AssertionError::Read {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-/// The signing key, its algorithm and its public JWK. Ed25519 is tried first (the default), then
-/// ECDSA P-256; `aws-lc-rs` derives the public key from the PKCS#8 document and refuses other curves.
-fn load_private(path: &Path) -> Result<(EncodingKey, Algorithm, Jwk), AssertionError> {
-    let pem = read(path)?;
-    let bad = |reason: String| AssertionError::PrivateKey {
-        path: path.to_owned(),
-        reason,
-    };
-    if let Ok(key) = EncodingKey::from_ed_pem(&pem) {
-        let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(key.as_bytes())
-            .map_err(|e| bad(format!("Ed25519: {e}")))?;
-        let public =
-            DecodingKey::from_ed_der(aws_lc_rs::signature::KeyPair::public_key(&pair).as_ref());
-        let jwk = Jwk::from_decoding_key(&public, Some(Algorithm::EdDSA))
-            .map_err(|e| bad(e.to_string()))?;
-        return Ok((key, Algorithm::EdDSA, jwk));
-    }
-    match EncodingKey::from_ec_pem(&pem) {
-        Ok(key) => {
-            let pair = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
-                &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                key.as_bytes(),
-            )
-            .map_err(|e| bad(format!("ECDSA P-256: {e}")))?;
-            let public =
-                DecodingKey::from_ec_der(aws_lc_rs::signature::KeyPair::public_key(&pair).as_ref());
-            let jwk = Jwk::from_decoding_key(&public, Some(Algorithm::ES256))
-                .map_err(|e| bad(e.to_string()))?;
-            Ok((key, Algorithm::ES256, jwk))
-        }
-        Err(e) => Err(bad(e.to_string())),
-    }
-}
-
-/// A previous key: SPKI PEM, Ed25519 or P-256.
-fn load_public(path: &Path) -> Result<(Jwk, Algorithm), AssertionError> {
-    let pem = read(path)?;
-    let bad = |reason: String| AssertionError::PublicKey {
-        path: path.to_owned(),
-        reason,
-    };
-    let (key, alg) = match DecodingKey::from_ed_pem(&pem) {
-        Ok(key) => (key, Algorithm::EdDSA),
-        Err(_) => (
-            DecodingKey::from_ec_pem(&pem).map_err(|e| bad(e.to_string()))?,
-            Algorithm::ES256,
-        ),
-    };
-    let jwk = Jwk::from_decoding_key(&key, Some(alg)).map_err(|e| bad(e.to_string()))?;
-    Ok((jwk, alg))
-}
-
-/// Why `keygen --assertion` could not make a key.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot encode the new Ed25519 key as PKCS#8: {0}")]
-pub struct KeygenError(String);
-
-/// A new Ed25519 private key as PEM PKCS#8 v1 (RFC 8410: the 32-byte seed, no public key), for
-/// `session-proxy keygen --assertion`. The seed comes from the OS CSPRNG.
-pub fn generate_ed25519_pem() -> Result<String, KeygenError> {
-    use ed25519::pkcs8::EncodePrivateKey;
-    use rand::RngCore;
-    let mut seed = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut seed);
-    let doc = ed25519::pkcs8::KeypairBytes {
-        secret_key: seed,
-        public_key: None,
-    }
-    .to_pkcs8_der()
-    .map_err(|e| KeygenError(e.to_string()))?;
-    Ok(pem::encode_config(
-        &pem::Pem::new("PRIVATE KEY", doc.as_bytes()),
-        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
-    ))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn signer(dir: &Path, ttl: Duration) -> Assertion {
-        let key = dir.join("k.pem");
-        std::fs::write(&key, generate_ed25519_pem().unwrap()).unwrap();
-        let cfg = AssertionConfig {
-            key,
-            previous_keys: Vec::new(),
-            issuer: "session-proxy".into(),
-            audience: None,
-            ttl,
-            subject_key: Some("user".into()),
-            header: "X-Session-Assertion".into(),
-        };
-        Assertion::load(&cfg, "http://app").unwrap()
-    }
-
-    fn session(user: Value) -> Session {
-        let mut s = Session::new(
-            crate::session::store::SessionId::generate(),
-            0,
-            Duration::from_secs(3600),
-        );
-        Arc::make_mut(&mut s.data).insert("user".into(), user);
-        s
-    }
-
-    fn cached(a: &Assertion) -> usize {
-        a.cache
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap()
-            .entries
-            .len()
-    }
-
-    #[test]
-    fn the_cache_stays_within_its_bound() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut a = signer(dir.path(), Duration::from_secs(60));
-        a.capacity = 8;
-        let now = 1_000_000;
-        // All live: when full, the cache starts over rather than grow.
-        for i in 0..20 {
-            let s = session(json!(i));
-            a.inject(&mut HeaderMap::new(), &s, &s.id.handle(), now);
-            assert!(cached(&a) <= 8, "{}", cached(&a));
-        }
-        // Entries past their reuse window make room first; live ones stay.
-        let later = now + 30_000;
-        let live = session(json!("live"));
-        let mut first = HeaderMap::new();
-        a.inject(&mut first, &live, &live.id.handle(), later);
-        while cached(&a) < 8 {
-            let s = session(json!("filler"));
-            a.inject(&mut HeaderMap::new(), &s, &s.id.handle(), later);
-        }
-        let stale = a
-            .cache
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap()
-            .entries
-            .values()
-            .filter(|e| e.signed < later)
-            .count();
-        assert!(stale > 0);
-        let s = session(json!("one more"));
-        a.inject(&mut HeaderMap::new(), &s, &s.id.handle(), later);
-        assert_eq!(cached(&a), 8 - stale + 1, "only the stale entries went");
-        // A second later a new signature would differ (iat): the live entry was kept.
-        let mut again = HeaderMap::new();
-        a.inject(&mut again, &live, &live.id.handle(), later + 1_500);
-        assert_eq!(again["x-session-assertion"], first["x-session-assertion"]);
-    }
-
-    #[test]
-    fn sub_is_a_string_or_absent() {
-        assert_eq!(subject(&json!("Ann")).as_deref(), Some("Ann"));
-        assert_eq!(subject(&json!(42)).as_deref(), Some("42"));
-        assert_eq!(subject(&json!(true)).as_deref(), Some("true"));
-        assert_eq!(subject(&json!(null)), None);
-        assert_eq!(subject(&json!({"id": 1})), None);
-        assert_eq!(subject(&json!([1])), None);
-    }
-
-    #[test]
-    fn no_session_data_no_sub_and_claims_are_in_seconds() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = signer(dir.path(), Duration::from_secs(60));
-        let token = a.sign(&Data::new(), "h", 1_700_000_000_999).unwrap();
-        let claims: Value = jsonwebtoken::dangerous::insecure_decode(token.to_str().unwrap())
-            .unwrap()
-            .claims;
-        assert_eq!(claims["iat"], 1_700_000_000u64);
-        assert_eq!(claims["exp"], 1_700_000_060u64);
-        assert!(claims.get("sub").is_none());
-        assert_eq!(claims["aud"], "http://app");
-    }
-}
+mod tests;
