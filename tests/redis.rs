@@ -570,10 +570,8 @@ async fn store_writes_and_sweep_follow_the_expiry_rule() {
         now_millis, CleanupReport, Delta, Session, SessionStore, Write,
     };
     let mut db = Db::single();
-    let cfg = RedisConfig {
-        url: db.server().url(),
-        ..RedisConfig::default()
-    };
+    let mut cfg = RedisConfig::default();
+    cfg.url = db.server().url();
     let store = RedisStore::new(&cfg, Some(Duration::from_secs(600))).unwrap();
     let now = now_millis();
     let session = Session::new(store.generate_id(None), now, Duration::from_secs(3600));
