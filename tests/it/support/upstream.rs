@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -17,7 +17,6 @@ use tokio::net::TcpListener;
 /// One request as the upstream saw it.
 #[derive(Debug, Clone)]
 pub struct Seen {
-    pub method: Method,
     pub uri: Uri,
     pub version: Version,
     pub headers: HeaderMap,
@@ -110,7 +109,6 @@ impl TestUpstream {
                                 .map(|c| c.to_bytes())
                                 .unwrap_or_default();
                             let s = Seen {
-                                method: parts.method,
                                 uri: parts.uri,
                                 version: parts.version,
                                 headers: parts.headers,

@@ -5,11 +5,10 @@
 //! `X-Test-Reply: Name: value` request header becomes a `Name: value` response header, so a test
 //! can make the app send any `X-Session-*` control without a new upstream per case. What the app
 //! received is read back with `TestUpstream::last()`.
-mod support;
 
 use std::time::{Duration, SystemTime};
 
-use support::*;
+use crate::support::*;
 
 const COOKIE: &str = "session_id";
 

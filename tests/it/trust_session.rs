@@ -5,13 +5,12 @@
 //! The real binary in front of a steerable app (every `X-Test-Reply: Name: value` request header
 //! becomes a `Name: value` response header), per store: cookie, memory and a `redis-server`
 //! spawned by the harness on a free port.
-mod support;
 
 use std::time::Duration;
 
+use crate::support::*;
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use support::*;
 
 const COOKIE: &str = "session_id";
 

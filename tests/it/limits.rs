@@ -2,11 +2,10 @@
 //!
 //! Related: `errors.rs` (`body_over_max_body_is_413`: `upstream.max_body` answers 413 for declared
 //! and streamed bodies), `lifecycle.rs` (one trickling client, silent connections).
-mod support;
 
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

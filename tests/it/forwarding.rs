@@ -1,12 +1,11 @@
 //! The forwarding contract, end to end: the real binary between a real client and a real upstream.
-mod support;
 
 use std::time::Duration;
 
+use crate::support::*;
 use bytes::Bytes;
 use http::{Request, Version};
 use http_body_util::Full;
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

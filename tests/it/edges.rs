@@ -3,11 +3,10 @@
 //! tunnels) hold a connection slot, are bounded by `limits.tunnel_idle_timeout` and are closed with
 //! a 1001 close frame when the shutdown grace period ends. `docs/protocol-edges.md` describes
 //! each edge.
-mod support;
 
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -1,6 +1,5 @@
 //! The integration-test harness: a real upstream HTTP server, real `redis-server` processes and the
 //! real `session-proxy` binary, all on free loopback ports, all torn down on drop.
-#![allow(dead_code, unused_imports)]
 
 pub mod client;
 pub mod proxy;

@@ -1,13 +1,12 @@
 //! Operations: the admin listener's /metrics and probes (/livez, /readyz, /healthz), the
 //! `health` command; the access line; secrets never in the logs.
-mod support;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::support::*;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -196,10 +196,6 @@ impl RedisServer {
         format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().to_owned()
-    }
-
     /// Stops the server (SIGKILL, by PID) and waits for it to go.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

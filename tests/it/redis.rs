@@ -1,12 +1,11 @@
 //! The Redis store through the real proxy binary, against real `redis-server` processes (standalone
 //! and a 3-master Cluster) on free ports.
-mod support;
 
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use support::*;
 
 const COOKIE: &str = "session_id";
 

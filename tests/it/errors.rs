@@ -1,11 +1,10 @@
 //! Failures become the right status with a short plain-text body and one warn line; malformed
 //! client input gets 400, never a 5xx; nothing panics.
-mod support;
 
 use std::time::Duration;
 
+use crate::support::*;
 use http::StatusCode;
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -1,0 +1,25 @@
+//! The integration tests, one binary: the real `session-proxy` binary between real clients, a
+//! real upstream and real `redis-server` processes. One binary rather than one per file, so the
+//! crate and the harness are linked once.
+//!
+//! Each module is one area (`cargo test --test it sessions::` runs one).
+
+mod support;
+
+mod assertion;
+mod attacks;
+mod cli;
+mod edges;
+mod errors;
+mod forwarding;
+mod lifecycle;
+mod limits;
+mod ops;
+mod redis;
+mod redis_tls;
+mod sessions;
+mod smoke;
+mod smuggling;
+mod tls;
+mod trust_boundary;
+mod trust_session;
