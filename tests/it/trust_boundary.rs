@@ -441,7 +441,15 @@ async fn store_failure_after_a_post_does_not_invite_a_retry() {
             .unwrap();
         send(addr, req).await
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Redis goes once the upstream holds the POST (the session was loaded before it was sent).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !up.seen().iter().any(|s| s.uri.path() == "/slow") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the POST never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     redis.stop();
     let res = post.await.unwrap();
     assert_eq!(res.status, 503, "{}", res.text());
