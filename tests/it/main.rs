@@ -2,7 +2,8 @@
 //! real upstream and real `redis-server` processes. One binary rather than one per file, so the
 //! crate and the harness are linked once.
 //!
-//! Each module is one area (`cargo test --test it sessions::` runs one).
+//! Each module is one area (`cargo test --test it sessions::` runs one). The 1 GiB streams and
+//! the 1,000-connection slowloris are `#[ignore]`d here and run by `scripts/hardening`.
 
 mod support;
 
