@@ -1,13 +1,12 @@
 //! Every documented series, scraped from a real proxy's `/metrics` after traffic that should move
 //! it: the list below is checked against `docs/operations.md` one way and against the scrape the
 //! other, so a series added, dropped or left unrecorded fails here.
-mod support;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -329,7 +328,7 @@ fn the_list_is_the_documented_one() {
 #[tokio::test]
 #[ignore = "pending: TLS handshakes are recorded by the server split (issue 12 item 6)"]
 async fn tls_handshakes_are_counted() {
-    let ca = support::tls::TestCa::new("metrics test CA");
+    let ca = crate::support::tls::TestCa::new("metrics test CA");
     let dir = tempfile::tempdir().unwrap();
     let (cert, key, _) = ca.write_leaf(dir.path(), "localhost");
     let up = TestUpstream::start().await;
@@ -341,7 +340,7 @@ async fn tls_handshakes_are_counted() {
     let req = http::Request::get("https://localhost/")
         .body(http_body_util::Full::new(bytes::Bytes::new()))
         .unwrap();
-    let ok = support::tls::https_request(proxy.addr, &ca.pem(), false, req).await;
+    let ok = crate::support::tls::https_request(proxy.addr, &ca.pem(), false, req).await;
     assert_eq!(ok.answer.status, 200);
     // Plain HTTP on the TLS port: a failed handshake.
     raw(

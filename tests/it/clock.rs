@@ -2,7 +2,6 @@
 //! clock ([`ProxyBuilder::start_clocked`]), real TCP on loopback and a real upstream; each test moves
 //! the clock past a deadline and checks what the browser and the app see. (Redis keeps its own
 //! real-time TTLs: its expiry tests stay in `redis.rs`.)
-mod support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
@@ -11,7 +10,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::Value;
 use session_proxy::session::clock::system_time;
-use support::*;
+use crate::support::*;
 
 const COOKIE: &str = "session_id";
 

@@ -1,6 +1,5 @@
 //! TLS termination: HTTPS over HTTP/1.1 and HTTP/2 (ALPN), sessions over both, the redirect
 //! listener, certificate reload on SIGHUP, handshake bounds, HTTPS upstreams and start-up errors.
-mod support;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -8,14 +7,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::tls::*;
+use crate::support::*;
 use bytes::Bytes;
 use http::{Request, Response, Version};
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
-use support::tls::*;
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct HttpsProxy {
