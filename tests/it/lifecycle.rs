@@ -1,9 +1,8 @@
 //! Connection lifecycle: slow clients are cut off, shutdown drains in-flight requests.
-mod support;
 
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 

@@ -1,7 +1,6 @@
 //! The integration-test harness: a real upstream HTTP server, real `redis-server` processes and the
 //! real `session-proxy` binary (or, for expiry tests, the real server in-process on a manual clock:
 //! `clocked`), all on free loopback ports, all torn down on drop.
-#![allow(dead_code, unused_imports)]
 
 pub mod client;
 pub mod clocked;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -17,7 +17,6 @@ use tokio::net::TcpListener;
 /// One request as the upstream saw it.
 #[derive(Debug, Clone)]
 pub struct Seen {
-    pub method: Method,
     pub uri: Uri,
     pub version: Version,
     pub headers: HeaderMap,
@@ -110,7 +109,6 @@ impl TestUpstream {
                                 .map(|c| c.to_bytes())
                                 .unwrap_or_default();
                             let s = Seen {
-                                method: parts.method,
                                 uri: parts.uri,
                                 version: parts.version,
                                 headers: parts.headers,
@@ -169,10 +167,28 @@ impl Drop for TestUpstream {
     }
 }
 
-/// An address on which nothing listens (bound then released).
-pub fn dead_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+/// A loopback address on which nothing listens, for as long as this lives: a socket is bound to
+/// it and never listens, so a connection is refused and no other test can take the port (as one
+/// could take a port bound and released).
+pub struct DeadAddr {
+    addr: SocketAddr,
+    _held: tokio::net::TcpSocket,
+}
+
+impl std::fmt::Display for DeadAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.addr.fmt(f)
+    }
+}
+
+/// A [`DeadAddr`]: keep it in a variable for as long as the test relies on the port being dead.
+pub fn dead_addr() -> DeadAddr {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    DeadAddr {
+        addr: socket.local_addr().unwrap(),
+        _held: socket,
+    }
 }
 
 /// An app driven by the path: `/login` sets user=Ann, `/set/<k>/<v>`, `/del/<k>`, `/clear`,

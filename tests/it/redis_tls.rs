@@ -5,12 +5,11 @@
 //!
 //! Each test first asks whether this `redis-server` was built with TLS, and says so and passes
 //! vacuously when it was not (Debian's is built with it).
-mod support;
 
 use std::time::Duration;
 
-use support::tls::TestCa;
-use support::*;
+use crate::support::tls::TestCa;
+use crate::support::*;
 
 const COOKIE: &str = "session_id";
 

@@ -1,17 +1,16 @@
 //! The signed session assertion (`X-Session-Assertion`): verified here from the outside with the
 //! JWKS the proxy publishes, the way an app would. (`tests/assertion/run.sh` verifies the same
 //! tokens with independent implementations: Python PyJWT and Node jose.)
-mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::*;
 use base64::Engine;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use support::*;
 
 /// A directory of key files for one test.
 struct Keys {

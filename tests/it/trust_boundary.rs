@@ -3,7 +3,6 @@
 //! the connection into a raw pipe, a path that climbs out of the upstream prefix, forwarding
 //! headers the app believes, trailers, a Host with userinfo, an open redirect, a second instance on
 //! the same port, a store failure after a POST invites a retry.
-mod support;
 
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use support::*;
+use crate::support::*;
 
 const H2C_101: &[u8] =
     b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
@@ -442,7 +441,15 @@ async fn store_failure_after_a_post_does_not_invite_a_retry() {
             .unwrap();
         send(addr, req).await
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Redis goes once the upstream holds the POST (the session was loaded before it was sent).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !up.seen().iter().any(|s| s.uri.path() == "/slow") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the POST never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     redis.stop();
     let res = post.await.unwrap();
     assert_eq!(res.status, 503, "{}", res.text());
@@ -459,7 +466,7 @@ async fn store_failure_after_a_post_does_not_invite_a_retry() {
 #[tokio::test]
 async fn redirect_listener_refuses_foreign_authorities() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = support::tls::TestCa::new("trust-boundary CA");
+    let ca = crate::support::tls::TestCa::new("trust-boundary CA");
     let (cert, key, _) = ca.write_leaf(dir.path(), "localhost");
     let up = TestUpstream::start().await;
     let start = |pinned: Option<&str>| {

@@ -6,13 +6,12 @@
 //! Related cases elsewhere: `forwarding.rs` (`conflicting_framing_is_never_smuggled`,
 //! `differing_duplicate_content_length_is_400`), `errors.rs` (`malformed_requests_get_400`).
 //!
-//! `cargo test --test smuggling -- --nocapture` prints the case → answer table
+//! `cargo test --test it smuggling:: -- --nocapture` prints the case → answer table
 //! (docs-draft/smuggling-table.md is a copy).
-mod support;
 
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\nHost: app.test\r\n\r\n";
 const OK_2: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";

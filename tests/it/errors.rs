@@ -1,11 +1,10 @@
 //! Failures become the right status with a short plain-text body and one warn line; malformed
 //! client input gets 400, never a 5xx; nothing panics.
-mod support;
 
 use std::time::Duration;
 
+use crate::support::*;
 use http::StatusCode;
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -41,8 +40,13 @@ fn assert_upstream_failure(
         "{}",
         proxy.logs_text()
     );
-    // Give the log reader a moment so a second warn line would be seen too.
-    std::thread::sleep(Duration::from_millis(200));
+    // The request's access line comes after anything else it logged: a second warn line would
+    // be in by then.
+    assert!(
+        proxy.wait_for_access_lines(1, Duration::from_secs(5)),
+        "{}",
+        proxy.logs_text()
+    );
     let warns = proxy.logs_at("WARN");
     assert_eq!(
         warns.len(),
@@ -185,7 +189,12 @@ async fn broken_client_body_is_not_an_upstream_failure() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(stream);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The cut request still ends with its access line (a 400 nobody reads), after its other lines.
+    assert!(
+        proxy.wait_for_access_lines(1, Duration::from_secs(5)),
+        "{}",
+        proxy.logs_text()
+    );
     assert!(
         proxy.logs_at("WARN").is_empty(),
         "a client hanging up is not an upstream failure:\n{}",

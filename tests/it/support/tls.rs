@@ -86,8 +86,6 @@ pub fn client_config_with(
 pub struct TlsAnswer {
     pub version: Version,
     pub answer: Answer,
-    /// The leaf certificate the server presented.
-    pub peer_cert: Vec<u8>,
 }
 
 /// One HTTPS request to `addr` (SNI `localhost`), HTTP/2 when `h2`, else HTTP/1.1.
@@ -107,13 +105,6 @@ pub async fn https_request(
     .await
     .expect("handshake in time")
     .expect("handshake");
-    let peer_cert = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .map(|c| c.to_vec())
-        .unwrap_or_default();
     let io = TokioIo::new(tls);
     let mut req = req;
     if !h2 {
@@ -153,7 +144,6 @@ pub async fn https_request(
             headers: parts.headers,
             body,
         },
-        peer_cert,
     }
 }
 

@@ -5,7 +5,6 @@
 //! so tests about what goes over the wire use this instead of [`super::TestUpstream`].
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -69,7 +68,6 @@ pub struct RawUpstream {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<RawRequest>>>,
     bytes: Arc<Mutex<Vec<u8>>>,
-    connections: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -79,8 +77,7 @@ impl RawUpstream {
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let bytes = Arc::new(Mutex::new(Vec::new()));
-        let connections = Arc::new(AtomicUsize::new(0));
-        let (r2, b2, c2) = (requests.clone(), bytes.clone(), connections.clone());
+        let (r2, b2) = (requests.clone(), bytes.clone());
         let task = tokio::spawn(async move {
             // Stalled connections are parked here so they stay open until the upstream is dropped.
             let parked = Arc::new(Mutex::new(Vec::<TcpStream>::new()));
@@ -88,7 +85,6 @@ impl RawUpstream {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                c2.fetch_add(1, Ordering::SeqCst);
                 let (mode, requests, bytes, parked) =
                     (mode.clone(), r2.clone(), b2.clone(), parked.clone());
                 tokio::spawn(async move {
@@ -100,7 +96,6 @@ impl RawUpstream {
             addr,
             requests,
             bytes,
-            connections,
             task,
         }
     }
@@ -116,10 +111,6 @@ impl RawUpstream {
     /// Every byte received, over all connections, in arrival order per connection.
     pub fn bytes(&self) -> Vec<u8> {
         self.bytes.lock().unwrap().clone()
-    }
-
-    pub fn connections(&self) -> usize {
-        self.connections.load(Ordering::SeqCst)
     }
 }
 

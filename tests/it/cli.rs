@@ -1,11 +1,10 @@
 //! The command line: `check`, `keygen`, `--help`, `--version`, `completions`, `man`, `serve`
 //! overrides, `SESSION_PROXY_CONFIG`, and the errors a config can get (field, variable, file).
-mod support;
 
 use std::path::Path;
 use std::process::Command;
 
-use support::*;
+use crate::support::*;
 
 fn config(secret: &str) -> String {
     format!(
@@ -461,7 +460,7 @@ fn tls_config(cert: &Path, key: &Path) -> String {
 
 #[test]
 fn certificate_file_errors_name_tls_cert_or_tls_key() {
-    let ca = support::tls::TestCa::new("ca");
+    let ca = crate::support::tls::TestCa::new("ca");
     let dir = tempfile::tempdir().unwrap();
     let (cert, key, _) = ca.write_leaf(dir.path(), "a");
     let missing = dir.path().join("missing.pem");

@@ -1,12 +1,11 @@
 //! The Redis store through the real proxy binary, against real `redis-server` processes (standalone
 //! and a 3-master Cluster) on free ports.
-mod support;
 
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use support::*;
 
 const COOKIE: &str = "session_id";
 
@@ -386,12 +385,10 @@ async fn proxy_starts_with_redis_down_and_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn check_with_redis_down_warns_and_exits_zero() {
     let up = path_driven_app().await;
+    let dead = dead_addr();
     let yaml = ProxyBuilder::new(&up.url())
         .driver("redis")
-        .set(
-            "redis.url",
-            &format!("\"redis://app:hunter2@{}/0\"", dead_addr()),
-        )
+        .set("redis.url", &format!("\"redis://app:hunter2@{dead}/0\""))
         .yaml();
     let (code, stdout, stderr) = run_cli(&yaml, &["check"], &[]);
     assert_eq!(code, 0, "{stdout}{stderr}");
@@ -405,9 +402,10 @@ async fn check_with_redis_down_warns_and_exits_zero() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cleanup_with_redis_down_fails_clearly() {
     let up = path_driven_app().await;
+    let dead = dead_addr();
     let yaml = ProxyBuilder::new(&up.url())
         .driver("redis")
-        .set("redis.url", &format!("\"redis://{}/0\"", dead_addr()))
+        .set("redis.url", &format!("\"redis://{dead}/0\""))
         .yaml();
     let started = Instant::now();
     let (code, stdout, stderr) = run_cli(&yaml, &["cleanup"], &[]);
@@ -570,10 +568,8 @@ async fn store_writes_and_sweep_follow_the_expiry_rule() {
         now_millis, CleanupReport, Delta, Session, SessionStore, Write,
     };
     let mut db = Db::single();
-    let cfg = RedisConfig {
-        url: db.server().url(),
-        ..RedisConfig::default()
-    };
+    let mut cfg = RedisConfig::default();
+    cfg.url = db.server().url();
     let store = RedisStore::new(&cfg, Some(Duration::from_secs(600))).unwrap();
     let now = now_millis();
     let session = Session::new(store.generate_id(None), now, Duration::from_secs(3600));

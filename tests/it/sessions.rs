@@ -5,11 +5,10 @@
 //! `X-Test-Reply: Name: value` request header becomes a `Name: value` response header, so a test
 //! can make the app send any `X-Session-*` control without a new upstream per case. What the app
 //! received is read back with `TestUpstream::last()`.
-mod support;
 
 use std::time::{Duration, SystemTime};
 
-use support::*;
+use crate::support::*;
 
 const COOKIE: &str = "session_id";
 
@@ -304,76 +303,88 @@ async fn clear_then_set_starts_a_fresh_session() {
     assert_eq!(seen.header("x-session-data"), Some("{\"user\":\"Bob\"}"));
 }
 
-#[tokio::test]
-async fn set_values_are_json_typed() {
+/// A proxy (cookie store) in front of the steerable app, and a browser that has logged in with the
+/// app's `sets` (one `X-Session-Set` line each) and asked again: returns what the app saw then.
+async fn set_then_read(sets: &[&str]) -> (Seen, Browser, TestUpstream, TestProxy) {
     let up = app().await;
     let proxy = ProxyBuilder::new(&up.url()).start();
+    let lines: Vec<String> = sets.iter().map(|s| format!("X-Session-Set: {s}")).collect();
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
     let mut b = Browser::new(&proxy);
-    b.get(
-        "/",
-        &[
-            "X-Session-Set: count=3",
-            "X-Session-Set: ok=true",
-            "X-Session-Set: name=\"Jos\\u00e9\"",
-            "X-Session-Set: plain=Ann",
-            "X-Session-Set: {\"obj_a\":1,\"obj_b\":[true,null],\"obj_c\":{\"k\":\"v\"}}",
-        ],
-    )
-    .await;
+    b.get("/", &lines).await;
     b.get("/", &[]).await;
-    let seen = up.last();
-    assert_eq!(
-        one(&seen, "x-session-data"),
-        Some(
-            "{\"count\":3,\"name\":\"Jos\\u00e9\",\"obj_a\":1,\"obj_b\":[true,null],\
-             \"obj_c\":{\"k\":\"v\"},\"ok\":true,\"plain\":\"Ann\"}"
-        )
+    (up.last(), b, up, proxy)
+}
+
+/// Asserts the app saw each header of `want` exactly once with that value.
+fn assert_seen(seen: &Seen, want: &[(&str, &str)]) {
+    for (name, value) in want {
+        assert_eq!(one(seen, name), Some(*value), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn set_values_are_json_typed() {
+    let (seen, mut b, up, _proxy) = set_then_read(&[
+        "count=3",
+        "ok=true",
+        "name=\"Jos\\u00e9\"",
+        "plain=Ann",
+        "{\"obj_a\":1,\"obj_b\":[true,null],\"obj_c\":{\"k\":\"v\"}}",
+    ])
+    .await;
+    assert_seen(
+        &seen,
+        &[
+            (
+                "x-session-data",
+                "{\"count\":3,\"name\":\"Jos\\u00e9\",\"obj_a\":1,\"obj_b\":[true,null],\
+                 \"obj_c\":{\"k\":\"v\"},\"ok\":true,\"plain\":\"Ann\"}",
+            ),
+            ("x-session-count", "3"),
+            ("x-session-ok", "true"),
+            ("x-session-name", "\"Jos\\u00e9\""),
+            ("x-session-plain", "Ann"),
+            ("x-session-obj-a", "1"),
+            ("x-session-obj-b", "[true,null]"),
+            ("x-session-obj-c", "{\"k\":\"v\"}"),
+        ],
     );
-    assert_eq!(one(&seen, "x-session-count"), Some("3"));
-    assert_eq!(one(&seen, "x-session-ok"), Some("true"));
-    assert_eq!(one(&seen, "x-session-name"), Some("\"Jos\\u00e9\""));
-    assert_eq!(one(&seen, "x-session-plain"), Some("Ann"));
-    assert_eq!(one(&seen, "x-session-obj-a"), Some("1"));
-    assert_eq!(one(&seen, "x-session-obj-b"), Some("[true,null]"));
-    assert_eq!(one(&seen, "x-session-obj-c"), Some("{\"k\":\"v\"}"));
 
     // An object line merges into what is there; it does not replace the map.
     b.get("/", &["X-Session-Set: {\"count\":4}"]).await;
     b.get("/", &[]).await;
-    let seen = up.last();
-    assert_eq!(one(&seen, "x-session-count"), Some("4"));
-    assert_eq!(one(&seen, "x-session-plain"), Some("Ann"));
+    assert_seen(
+        &up.last(),
+        &[("x-session-count", "4"), ("x-session-plain", "Ann")],
+    );
 }
 
 #[tokio::test]
 async fn session_data_header_is_exact_ascii_json_for_non_ascii_data() {
-    let up = app().await;
-    let proxy = ProxyBuilder::new(&up.url()).start();
-    let mut b = Browser::new(&proxy);
     // Raw UTF-8 in the app's header and JSON escapes must land as the same data.
-    b.get(
-        "/",
-        &[
-            "X-Session-Set: name=Jos\u{e9}",
-            "X-Session-Set: {\"zh\":\"\u{4e2d}\u{6587}\",\"emoji\":\"\\ud83d\\ude00\"}",
-            "X-Session-Set: caf\u{e9}=1",
-            "X-Session-Set: id=shadow",
-            "X-Session-Set: line=\"a\\r\\nb\"",
-        ],
-    )
+    let (seen, ..) = set_then_read(&[
+        "name=Jos\u{e9}",
+        "{\"zh\":\"\u{4e2d}\u{6587}\",\"emoji\":\"\\ud83d\\ude00\"}",
+        "caf\u{e9}=1",
+        "id=shadow",
+        "line=\"a\\r\\nb\"",
+    ])
     .await;
-    b.get("/", &[]).await;
-    let seen = up.last();
-    let data = one(&seen, "x-session-data").unwrap();
-    assert_eq!(
-        data,
-        "{\"caf\\u00e9\":1,\"emoji\":\"\\ud83d\\ude00\",\"id\":\"shadow\",\
-         \"line\":\"a\\r\\nb\",\"name\":\"Jos\\u00e9\",\"zh\":\"\\u4e2d\\u6587\"}"
+    assert_seen(
+        &seen,
+        &[
+            (
+                "x-session-data",
+                "{\"caf\\u00e9\":1,\"emoji\":\"\\ud83d\\ude00\",\"id\":\"shadow\",\
+                 \"line\":\"a\\r\\nb\",\"name\":\"Jos\\u00e9\",\"zh\":\"\\u4e2d\\u6587\"}",
+            ),
+            ("x-session-name", "\"Jos\\u00e9\""),
+            ("x-session-zh", "\"\\u4e2d\\u6587\""),
+            ("x-session-line", "\"a\\r\\nb\""),
+        ],
     );
     assert!(seen.headers["x-session-data"].as_bytes().is_ascii());
-    assert_eq!(one(&seen, "x-session-name"), Some("\"Jos\\u00e9\""));
-    assert_eq!(one(&seen, "x-session-zh"), Some("\"\\u4e2d\\u6587\""));
-    assert_eq!(one(&seen, "x-session-line"), Some("\"a\\r\\nb\""));
     // `id` and non-token keys get no header of their own; X-Session-Id is still the real ID.
     assert_ne!(one(&seen, "x-session-id"), Some("shadow"));
     assert_eq!(
@@ -619,13 +630,18 @@ async fn cookie_attributes_are_as_configured() {
         .start();
     let mut b = Browser::new(&proxy);
     let a = b.get("/app/login", &["X-Session-Set: user=Ann"]).await;
+    // The same Path, Domain and flags on the cookie and, on expiry, on its removal (or the
+    // browser would not match it).
+    let configured = [
+        ("path", Some("/app")),
+        ("domain", Some("example.test")),
+        ("secure", Some("")),
+        ("httponly", Some("")),
+        ("samesite", Some("Strict")),
+    ];
     let (value, attrs) = our_set_cookie(&a, COOKIE).unwrap();
     assert!(!value.is_empty());
-    assert_eq!(attr(&attrs, "path"), Some("/app"));
-    assert_eq!(attr(&attrs, "domain"), Some("example.test"));
-    assert_eq!(attr(&attrs, "secure"), Some(""));
-    assert_eq!(attr(&attrs, "httponly"), Some(""));
-    assert_eq!(attr(&attrs, "samesite"), Some("Strict"));
+    assert_attrs("login", &attrs, &configured);
     let max_age: u64 = attr(&attrs, "max-age").unwrap().parse().unwrap();
     assert!((3598..=3600).contains(&max_age), "{max_age}");
     let expires = httpdate::parse_http_date(attr(&attrs, "expires").unwrap()).unwrap();
@@ -639,37 +655,83 @@ async fn cookie_attributes_are_as_configured() {
     );
     assert_eq!(a.header("cache-control"), Some("no-store"));
 
-    // On expiry: same Path and Domain (or the browser would not match it), same flags.
     let a = b.get("/app/logout", &["X-Session-Clear: 1"]).await;
     assert_expires_cookie(&a, COOKIE);
     let (_, attrs) = our_set_cookie(&a, COOKIE).unwrap();
-    assert_eq!(attr(&attrs, "path"), Some("/app"));
-    assert_eq!(attr(&attrs, "domain"), Some("example.test"));
-    assert_eq!(attr(&attrs, "secure"), Some(""));
-    assert_eq!(attr(&attrs, "httponly"), Some(""));
-    assert_eq!(attr(&attrs, "samesite"), Some("Strict"));
+    assert_attrs("logout", &attrs, &configured);
 
-    // SameSite=None (needs Secure), HttpOnly off, no Domain.
-    let proxy = ProxyBuilder::new(&up.url())
-        .set("sessions.secure", "true")
-        .set("sessions.http_only", "false")
-        .set("sessions.same_site", "None")
-        .start();
-    let a = get(proxy.addr, "/", &[("x-test-reply", "X-Session-Set: a=1")]).await;
-    let (_, attrs) = our_set_cookie(&a, COOKIE).unwrap();
-    assert_eq!(attr(&attrs, "samesite"), Some("None"));
-    assert_eq!(attr(&attrs, "secure"), Some(""));
-    assert_eq!(attr(&attrs, "httponly"), None);
-    assert_eq!(attr(&attrs, "domain"), None);
-    assert_eq!(attr(&attrs, "path"), Some("/"));
+    assert_cookie_attributes(
+        &up,
+        &[
+            CookieCase {
+                name: "SameSite=None (needs Secure), HttpOnly off, no Domain",
+                set: &[
+                    ("sessions.secure", "true"),
+                    ("sessions.http_only", "false"),
+                    ("sessions.same_site", "None"),
+                ],
+                env: &[],
+                want: &[
+                    ("samesite", Some("None")),
+                    ("secure", Some("")),
+                    ("httponly", None),
+                    ("domain", None),
+                    ("path", Some("/")),
+                ],
+            },
+            CookieCase {
+                name: "the harness's defaults (secure: false): HttpOnly and SameSite=Lax",
+                set: &[],
+                env: &[],
+                want: &[
+                    ("secure", None),
+                    ("httponly", Some("")),
+                    ("samesite", Some("Lax")),
+                ],
+            },
+        ],
+    )
+    .await;
+}
 
-    // Defaults of the harness (secure: false): no Secure; HttpOnly and SameSite=Lax by default.
-    let proxy = ProxyBuilder::new(&up.url()).start();
-    let a = get(proxy.addr, "/", &[("x-test-reply", "X-Session-Set: a=1")]).await;
-    let (_, attrs) = our_set_cookie(&a, COOKIE).unwrap();
-    assert_eq!(attr(&attrs, "secure"), None);
-    assert_eq!(attr(&attrs, "httponly"), Some(""));
-    assert_eq!(attr(&attrs, "samesite"), Some("Lax"));
+/// A proxy configured by `set` (dotted config keys) and `env`, and what its cookie's attributes
+/// must be: each named attribute's value, `a|b` for either, None for absent.
+struct CookieCase<'a> {
+    name: &'a str,
+    set: &'a [(&'a str, &'a str)],
+    env: &'a [(&'a str, &'a str)],
+    want: &'a [(&'a str, Option<&'a str>)],
+}
+
+/// Starts each case's proxy in front of `up`, logs in and checks the Set-Cookie attributes,
+/// naming the case that fails.
+async fn assert_cookie_attributes(up: &TestUpstream, cases: &[CookieCase<'_>]) {
+    for case in cases {
+        let mut builder = ProxyBuilder::new(&up.url());
+        for (key, value) in case.set {
+            builder = builder.set(key, value);
+        }
+        for (key, value) in case.env {
+            builder = builder.env(key, value);
+        }
+        let proxy = builder.start();
+        let (a, _) = login(&proxy, COOKIE).await;
+        let (_, attrs) = our_set_cookie(&a, COOKIE)
+            .unwrap_or_else(|| panic!("{}: no Set-Cookie: {:?}", case.name, a.set_cookies()));
+        assert_attrs(case.name, &attrs, case.want);
+    }
+}
+
+/// Asserts each attribute of `want` (a value, `a|b` for either, None for absent) on `attrs`.
+fn assert_attrs(case: &str, attrs: &[(String, String)], want: &[(&str, Option<&str>)]) {
+    for (name, want) in want {
+        let got = attr(attrs, name);
+        let ok = match want {
+            None => got.is_none(),
+            Some(alternatives) => alternatives.split('|').any(|w| got == Some(w)),
+        };
+        assert!(ok, "{case}: {name} is {got:?}, want {want:?}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -714,54 +776,50 @@ async fn env_overrides_every_session_variable() {
     b.get("/", &[]).await;
     assert_eq!(up.last().header("x-session-user"), Some("Ann"));
 
-    // SESSION_MAX_AGE
-    let proxy = ProxyBuilder::new(&up.url())
-        .env("SESSION_MAX_AGE", "1h")
-        .start();
-    let (a, _) = login(&proxy, COOKIE).await;
-    let (_, attrs) = our_set_cookie(&a, COOKIE).unwrap();
-    assert!(
-        matches!(attr(&attrs, "max-age"), Some("3599" | "3600")),
-        "{attrs:?}"
-    );
-
-    // SESSION_IDLE_TIMEOUT: the cookie lives for the idle window, not max_age.
-    let proxy = ProxyBuilder::new(&up.url())
-        .env("SESSION_MAX_AGE", "1h")
-        .env("SESSION_IDLE_TIMEOUT", "90s")
-        .start();
-    let (a, _) = login(&proxy, COOKIE).await;
-    let (_, attrs) = our_set_cookie(&a, COOKIE).unwrap();
-    assert!(
-        matches!(attr(&attrs, "max-age"), Some("89" | "90")),
-        "{attrs:?}"
-    );
-
-    // SESSION_SECURE (the file says false), SESSION_HTTP_ONLY, SESSION_SAME_SITE, SESSION_DOMAIN,
-    // SESSION_PATH
-    let proxy = ProxyBuilder::new(&up.url())
-        .env("SESSION_SECURE", "true")
-        .env("SESSION_HTTP_ONLY", "false")
-        .env("SESSION_SAME_SITE", "Strict")
-        .env("SESSION_DOMAIN", "example.test")
-        .env("SESSION_PATH", "/app")
-        .start();
-    let (a, _) = login(&proxy, COOKIE).await;
-    let (_, attrs) = our_set_cookie(&a, COOKIE).unwrap();
-    assert_eq!(attr(&attrs, "secure"), Some(""));
-    assert_eq!(attr(&attrs, "httponly"), None);
-    assert_eq!(attr(&attrs, "samesite"), Some("Strict"));
-    assert_eq!(attr(&attrs, "domain"), Some("example.test"));
-    assert_eq!(attr(&attrs, "path"), Some("/app"));
-    // And the other way round for SESSION_SECURE.
-    let proxy = ProxyBuilder::new(&up.url())
-        .set("sessions.secure", "true")
-        .env("SESSION_SECURE", "false")
-        .start();
-    let (a, _) = login(&proxy, COOKIE).await;
-    let (_, attrs) = our_set_cookie(&a, COOKIE).unwrap();
-    assert_eq!(attr(&attrs, "secure"), None);
-    assert_eq!(attr(&attrs, "httponly"), Some(""));
+    assert_cookie_attributes(
+        &up,
+        &[
+            CookieCase {
+                name: "SESSION_MAX_AGE",
+                set: &[],
+                env: &[("SESSION_MAX_AGE", "1h")],
+                want: &[("max-age", Some("3599|3600"))],
+            },
+            CookieCase {
+                name: "SESSION_IDLE_TIMEOUT: the cookie lives for the idle window, not max_age",
+                set: &[],
+                env: &[("SESSION_MAX_AGE", "1h"), ("SESSION_IDLE_TIMEOUT", "90s")],
+                want: &[("max-age", Some("89|90"))],
+            },
+            CookieCase {
+                name:
+                    "SESSION_SECURE (the file says false), SESSION_HTTP_ONLY, SESSION_SAME_SITE, \
+                       SESSION_DOMAIN, SESSION_PATH",
+                set: &[],
+                env: &[
+                    ("SESSION_SECURE", "true"),
+                    ("SESSION_HTTP_ONLY", "false"),
+                    ("SESSION_SAME_SITE", "Strict"),
+                    ("SESSION_DOMAIN", "example.test"),
+                    ("SESSION_PATH", "/app"),
+                ],
+                want: &[
+                    ("secure", Some("")),
+                    ("httponly", None),
+                    ("samesite", Some("Strict")),
+                    ("domain", Some("example.test")),
+                    ("path", Some("/app")),
+                ],
+            },
+            CookieCase {
+                name: "SESSION_SECURE=false over the file's true",
+                set: &[("sessions.secure", "true")],
+                env: &[("SESSION_SECURE", "false")],
+                want: &[("secure", None), ("httponly", Some(""))],
+            },
+        ],
+    )
+    .await;
 
     // SESSION_SECRET: a cookie sealed under the file's secret is refused, and vice versa.
     let (_, b) = login(&cookie_store, COOKIE).await;

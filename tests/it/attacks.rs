@@ -4,13 +4,13 @@
 //!
 //! Related: `redis.rs` (`replayed_cookie_of_destroyed_session_gets_nothing`: a replay that tries
 //! to write does not resurrect the key), `ops.rs` (cookie values never logged).
-mod support;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
@@ -18,7 +18,6 @@ use hyper_util::rt::TokioIo;
 use rand::Rng;
 use session_proxy::session::store::cookie::CookieStore;
 use session_proxy::session::store::Session;
-use support::*;
 use tokio::net::TcpStream;
 
 const COOKIE: &str = "session_id";

@@ -2,16 +2,15 @@
 //! clock ([`ProxyBuilder::start_clocked`]), real TCP on loopback and a real upstream; each test moves
 //! the clock past a deadline and checks what the browser and the app see. (Redis keeps its own
 //! real-time TTLs: its expiry tests stay in `redis.rs`.)
-mod support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
+use crate::support::*;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::Value;
 use session_proxy::session::clock::system_time;
-use support::*;
 
 const COOKIE: &str = "session_id";
 

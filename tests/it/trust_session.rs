@@ -5,13 +5,12 @@
 //! The real binary in front of a steerable app (every `X-Test-Reply: Name: value` request header
 //! becomes a `Name: value` response header), per store: cookie, memory and a `redis-server`
 //! spawned by the harness on a free port.
-mod support;
 
 use std::time::Duration;
 
+use crate::support::*;
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use support::*;
 
 const COOKIE: &str = "session_id";
 
@@ -321,19 +320,23 @@ fn warnings(proxy: &TestProxy) -> Vec<serde_json::Value> {
 async fn one_response_writes_a_handful_of_warnings(driver: &str) {
     let up = app().await;
     let (proxy, _redis) = proxy(&up, driver);
-    for (path, counts) in [
+    for (round, (path, counts)) in [
         // 20,000 good keys in one line, of which the first 256 fit in a session.
         ("/bulk-set/20000", &[20_000 - 256][..]),
         // And 10,000 numbers no store can hold.
         ("/bulk-set/10000/10000", &[10_000, 10_000][..]),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let before = warnings(&proxy).len();
         let mut b = Browser::new(&proxy);
         let a = b.get_path(path, &[]).await;
         assert_eq!(a.status, 200, "{driver} {path}: {}", a.text());
         b.get(&[]).await;
         assert_eq!(data_seen(&up).len(), 256, "{driver} {path}");
-        std::thread::sleep(Duration::from_millis(100));
+        // Two requests a round: once their access lines are in, so are their warnings.
+        assert!(proxy.wait_for_access_lines(2 * (round + 1), Duration::from_secs(5)));
         let lines = warnings(&proxy);
         let new = &lines[before..];
         assert!(
@@ -544,8 +547,8 @@ async fn a_session_cannot_grow_past_max_bytes(driver: &str) {
             "{driver} {extra:?}"
         );
     }
-    assert!(proxy.wait_for_log("session_bytes", Duration::from_secs(5)));
-    std::thread::sleep(Duration::from_millis(100));
+    // The login and two requests per refusal: once their access lines are in, so are the errors.
+    assert!(proxy.wait_for_access_lines(7, Duration::from_secs(5)));
     let errors = size_errors(&proxy);
     assert_eq!(errors.len(), 3, "{driver}: one error line per refusal");
     let size = errors[0]["session_bytes"].as_u64().unwrap();

@@ -1,6 +1,5 @@
 //! TLS termination: HTTPS over HTTP/1.1 and HTTP/2 (ALPN), sessions over both, the redirect
 //! listener, certificate reload on SIGHUP, handshake bounds, HTTPS upstreams and start-up errors.
-mod support;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -8,14 +7,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::tls::*;
+use crate::support::*;
 use bytes::Bytes;
 use http::{Request, Response, Version};
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
-use support::tls::*;
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct HttpsProxy {
@@ -184,31 +183,6 @@ async fn plain_http_to_the_tls_port_is_closed_not_hung() {
     .await;
     assert!(!answer.contains("200"), "{answer}");
     assert!(up.seen().is_empty());
-}
-
-/// Every handshake outcome is counted: a completed one, and one that failed (plain HTTP).
-#[tokio::test]
-async fn tls_handshakes_are_counted() {
-    let up = TestUpstream::start().await;
-    let p = https_proxy(&up, |b| b.set("admin_listen", "127.0.0.1:0"));
-    let ok = https_request(p.proxy.addr, &p.ca.pem(), false, req("/", None)).await;
-    assert_eq!(ok.answer.status, 200);
-    raw(
-        p.proxy.addr,
-        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-        Duration::from_secs(5),
-    )
-    .await;
-    let metrics = get(p.proxy.admin_addr(), "/metrics", &[]).await.text();
-    for series in [
-        "session_proxy_tls_handshakes_total 1",
-        "session_proxy_tls_handshake_failures_total 1",
-    ] {
-        assert!(
-            metrics.lines().any(|l| l == series),
-            "{series} in:\n{metrics}"
-        );
-    }
 }
 
 #[tokio::test]

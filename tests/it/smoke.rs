@@ -1,6 +1,5 @@
 //! The harness itself works: proxy in front of a real upstream, session set and read back.
-mod support;
-use support::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn set_then_read_a_session() {

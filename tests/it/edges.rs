@@ -3,11 +3,10 @@
 //! tunnels) hold a connection slot, are bounded by `limits.tunnel_idle_timeout` and are closed with
 //! a 1001 close frame when the shutdown grace period ends. `docs/protocol-edges.md` describes
 //! each edge.
-mod support;
 
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -328,8 +327,15 @@ async fn silent_tunnel_is_closed_and_metered() {
         idle >= Duration::from_millis(900) && idle < Duration::from_millis(2500),
         "closed after {idle:?} of silence"
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let text = get(admin, "/metrics", &[]).await.text();
+    // The gauge drops once the tunnel's task has ended, just after the close reached us.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let text = loop {
+        let text = get(admin, "/metrics", &[]).await.text();
+        if metric(&text, "session_proxy_tunnels_open") == Some(0.0) || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(
         metric(&text, "session_proxy_tunnels_open"),
         Some(0.0),

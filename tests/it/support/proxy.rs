@@ -195,6 +195,23 @@ impl TestProxy {
             .collect()
     }
 
+    /// The access lines so far (target `access`), parsed.
+    pub fn access_lines(&self) -> Vec<serde_json::Value> {
+        self.logs()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["target"] == "access")
+            .collect()
+    }
+
+    /// Waits up to `within` until at least `n` access lines are in. A request's access line is
+    /// the last line it logs (at the end of its response body), so once the lines of the first
+    /// `n` requests are in, so is everything they logged before: a test that counts warnings
+    /// waits on this rather than sleeping for the log to catch up.
+    pub fn wait_for_access_lines(&self, n: usize, within: Duration) -> bool {
+        wait_until(within, || self.access_lines().len() >= n)
+    }
+
     /// Fails the test if the proxy panicked anywhere so far.
     pub fn assert_no_panic(&self) {
         let text = self.logs_text();
@@ -203,14 +220,7 @@ impl TestProxy {
 
     /// Waits up to `within` for a log line containing `needle`.
     pub fn wait_for_log(&self, needle: &str, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if self.logs().iter().any(|l| l.contains(needle)) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
+        wait_until(within, || self.logs().iter().any(|l| l.contains(needle)))
     }
 
     pub fn signal(&self, sig: &str) {
@@ -239,6 +249,21 @@ impl Drop for TestProxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds (true) or `within` passes (false). Blocking: for
+/// state another thread fills in (the proxy's log reader), not for the test's own runtime.
+pub fn wait_until(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

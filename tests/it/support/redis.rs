@@ -160,30 +160,45 @@ impl RedisServer {
         panic!("could not start redis-server");
     }
 
+    /// Starts `redis-server` on `self.port` and waits until its own log says it listens. A port
+    /// picked free can be taken again before the server binds it (`--port 0` means "no TCP" to
+    /// Redis, so the port cannot be left to the kernel): then the server exits, this returns
+    /// false and the caller tries another port. Waiting on the log, not on a connect, keeps a
+    /// process that took the port from passing for this server.
     fn launch(&mut self) -> bool {
         let port = self.port.to_string();
         let ports: &[&str] = match self.tls {
             None => &["--port", &port],
             Some(_) => &["--port", "0", "--tls-port", &port],
         };
-        let child = Command::new("redis-server")
+        let log = self.dir.path().join("redis.log");
+        let _ = std::fs::remove_file(&log);
+        let mut child = Command::new("redis-server")
             .args(ports)
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
+            .arg("--logfile")
+            .arg(&log)
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed (apt-get install redis-server)");
-        self.child = Some(child);
-        wait_for_port(self.addr(), Duration::from_secs(5))
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("Ready to accept connections") {
+                self.child = Some(child);
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
     }
 
     /// `redis://`, or `rediss://` for a TLS server.
@@ -194,10 +209,6 @@ impl RedisServer {
             "redis"
         };
         format!("{scheme}://127.0.0.1:{}/0", self.port)
-    }
-
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().to_owned()
     }
 
     /// Stops the server (SIGKILL, by PID) and waits for it to go.
