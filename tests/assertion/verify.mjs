@@ -12,7 +12,7 @@ for await (const chunk of process.stdin) input += chunk;
 const { token, jwks_url, issuer, audience, data } = JSON.parse(input);
 
 try {
-  // The five lines an app needs (README, "Verifying the proxy's assertion"):
+  // The five lines an app needs (docs/assertion.md):
   const jwks = createRemoteJWKSet(new URL(jwks_url));
   const { payload } = await jwtVerify(token, jwks, {
     issuer,

@@ -155,7 +155,7 @@ def cookie_of(headers):
 
 
 def verify_py(token, jwks_url, audience, data=None):
-    """PyJWT: the five lines of the README, plus the data comparison."""
+    """PyJWT: the five lines of docs/assertion.md, plus the data comparison."""
     client = jwt.PyJWKClient(jwks_url, cache_jwk_set=False, cache_keys=False)
     key = client.get_signing_key_from_jwt(token)
     claims = jwt.decode(token, key.key, algorithms=["EdDSA", "ES256"], audience=audience,
