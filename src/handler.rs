@@ -9,9 +9,13 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Either;
 use hyper::body::Incoming;
 
+use crate::config::{Config, Driver};
 use crate::error::{ProxyError, ResponseBody};
 use crate::metrics::Metrics;
-use crate::proxy::{self, ClientInfo, Upstream, X_REQUEST_ID};
+use crate::proxy::{self, ClientInfo, Upstream, UpstreamSetupError, X_REQUEST_ID};
+use crate::session::assertion::{Assertion, AssertionError};
+use crate::session::clock::Clock;
+use crate::session::store::StoreError;
 use crate::session::SessionLayer;
 use crate::telemetry::AccessLog;
 
@@ -20,6 +24,48 @@ pub struct App {
     pub session: SessionLayer,
     pub upstream: Arc<Upstream>,
     pub metrics: Arc<Metrics>,
+}
+
+/// The pipeline a reload replaces, and what of it the new one keeps.
+pub struct Running<'a> {
+    pub app: &'a App,
+    /// `upstream.*` and `trusted_proxies` are unchanged: keep the upstream and its pooled
+    /// connections.
+    pub same_upstream: bool,
+}
+
+impl App {
+    /// The one place the pipeline is built, at start-up (`running: None`) and on reload. A
+    /// reload keeps the running metrics and, unless sessions are cookies (nothing stored), the
+    /// running store: memory sessions and Redis connections survive it. Session expiry reads
+    /// `clock` (the system clock but in tests; a reload passes the running one on).
+    pub fn build<E>(config: &Config, clock: Clock, running: Option<Running<'_>>) -> Result<App, E>
+    where
+        E: From<StoreError> + From<AssertionError> + From<UpstreamSetupError>,
+    {
+        let metrics = match &running {
+            Some(r) => Arc::clone(&r.app.metrics),
+            None => Arc::new(Metrics::new(config.sessions.driver.as_str())),
+        };
+        let session = match &running {
+            Some(r) if config.sessions.driver != Driver::Cookie => {
+                SessionLayer::new(r.app.session.shared_store(), &config.sessions)
+            }
+            _ => SessionLayer::from_config(&config.sessions, &config.redis)?,
+        }
+        .with_metrics(Arc::clone(&metrics))
+        .with_assertion(Assertion::from_config(config)?)
+        .with_clock(clock);
+        let upstream = match &running {
+            Some(r) if r.same_upstream => Arc::clone(&r.app.upstream),
+            _ => Arc::new(Upstream::new(&config.upstream, &config.trusted_proxies)?),
+        };
+        Ok(App {
+            session,
+            upstream,
+            metrics,
+        })
+    }
 }
 
 /// Answers one request. The access line is not written here: it goes with the response body

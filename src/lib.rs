@@ -32,7 +32,7 @@
 //! - [`config`] turns `proxy.yaml` plus the environment into a validated [`config::Config`].
 //! - [`tls`] loads and hot-reloads the certificate for HTTPS listeners and holds the one crypto
 //!   provider (aws-lc-rs, the X25519MLKEM768 hybrid offered first).
-//! - [`worker`] knows which worker thread is running, for per-worker connection pools.
+//! - [`worker`] knows which worker thread is running, for per-worker upstream pools and caches.
 //! - [`telemetry`] sets up logging and writes the access line.
 #![forbid(unsafe_code)]
 // Nothing reachable from a request may panic: an invariant that does not hold must become an error

@@ -266,29 +266,7 @@ async fn serve(config: Config, path: PathBuf, overrides: Overrides) -> anyhow::R
     }
     #[cfg(unix)]
     {
-        let reloader = server.reloader(path, overrides, config);
-        tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let Ok(mut hup) = signal(SignalKind::hangup()) else {
-                return;
-            };
-            while hup.recv().await.is_some() {
-                match reloader.reload() {
-                    Ok(done) => {
-                        tracing::info!("SIGHUP: configuration reloaded");
-                        if done.tls_reloaded {
-                            tracing::info!("SIGHUP: TLS certificate reloaded");
-                        }
-                        for setting in done.needs_restart {
-                            tracing::warn!(setting, "SIGHUP: this setting changed but needs a restart; the running value stays");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %session_proxy::error::chain(&e), "SIGHUP: reload failed; keeping the previous configuration and certificate")
-                    }
-                }
-            }
-        });
+        tokio::spawn(server.reloader(path, overrides, config).on_sighup());
     }
     server.run(server::shutdown_signal()).await?;
     Ok(())

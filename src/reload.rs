@@ -16,11 +16,10 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use crate::config::{Config, ConfigError, Driver, Overrides};
-use crate::handler::App;
-use crate::proxy::{Upstream, UpstreamSetupError};
-use crate::session::assertion::{Assertion, AssertionError};
+use crate::handler::{App, Running};
+use crate::proxy::UpstreamSetupError;
+use crate::session::assertion::AssertionError;
 use crate::session::store::StoreError;
-use crate::session::SessionLayer;
 use crate::tls::{Tls, TlsError};
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +76,38 @@ impl Reloader {
         }
     }
 
+    /// Applies every SIGHUP until the process ends. A reload reads files and may load the
+    /// platform's root certificates: blocking work, done on the blocking pool rather than on the
+    /// runtime thread that called this, which also serves connections (worker 0).
+    #[cfg(unix)]
+    pub async fn on_sighup(self) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        let reloader = Arc::new(self);
+        while hup.recv().await.is_some() {
+            let this = Arc::clone(&reloader);
+            match tokio::task::spawn_blocking(move || this.reload()).await {
+                Ok(Ok(done)) => {
+                    tracing::info!("SIGHUP: configuration reloaded");
+                    if done.tls_reloaded {
+                        tracing::info!("SIGHUP: TLS certificate reloaded");
+                    }
+                    for setting in done.needs_restart {
+                        tracing::warn!(setting, "SIGHUP: this setting changed but needs a restart; the running value stays");
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %crate::error::chain(&e), "SIGHUP: reload failed; keeping the previous configuration and certificate")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: the reload did not finish; keeping the previous configuration and certificate")
+                }
+            }
+        }
+    }
+
     /// Re-reads the file (and the environment) and applies what can be applied live. Every
     /// attempt is counted in `session_proxy_config_reloads_total{result}`; a success also sets
     /// `session_proxy_config_last_reload_success_timestamp_seconds`.
@@ -127,27 +158,23 @@ impl Reloader {
 
         // Build everything before swapping anything, so a failure changes nothing.
         let current = self.app.load_full();
-        let mut sessions = new.sessions.clone();
-        sessions.driver = old.sessions.driver;
+        let mut effective = new.clone();
+        effective.sessions.driver = old.sessions.driver;
         if server_side {
-            sessions.idle_timeout = old.sessions.idle_timeout;
+            effective.sessions.idle_timeout = old.sessions.idle_timeout;
         }
-        let session = if sessions.driver == Driver::Cookie {
-            SessionLayer::from_config(&sessions, &old.redis)?
-        } else {
-            SessionLayer::new(current.session.shared_store(), &sessions)
-        }
-        .with_metrics(Arc::clone(&current.metrics))
-        .with_assertion(Assertion::from_config(&new)?)
-        .with_clock(current.session.clock().clone());
-        let upstream = if serde_norway::to_string(&old.upstream).ok()
+        effective.redis = old.redis.clone();
+        let same_upstream = serde_norway::to_string(&old.upstream).ok()
             == serde_norway::to_string(&new.upstream).ok()
-            && old.trusted_proxies == new.trusted_proxies
-        {
-            Arc::clone(&current.upstream)
-        } else {
-            Arc::new(Upstream::new(&new.upstream, &new.trusted_proxies)?)
-        };
+            && old.trusted_proxies == new.trusted_proxies;
+        let app = App::build::<ReloadError>(
+            &effective,
+            current.session.clock().clone(),
+            Some(Running {
+                app: &current,
+                same_upstream,
+            }),
+        )?;
         if let (Some(tls), Some(cfg)) = (&self.tls, &new.tls) {
             tls.reload_from(cfg).map_err(|source| ReloadError::Tls {
                 setting: source.setting(cfg),
@@ -155,11 +182,7 @@ impl Reloader {
             })?;
             done.tls_reloaded = true;
         }
-        self.app.store(Arc::new(App {
-            session,
-            upstream,
-            metrics: Arc::clone(&current.metrics),
-        }));
+        self.app.store(Arc::new(app));
 
         let mut applied = new;
         applied.listen = old.listen;

@@ -24,10 +24,11 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use crate::metrics::Metrics;
+use crate::server::shutdown::{Signal, Token};
 
 /// A WebSocket close frame, status 1001 "going away", as the server sends it (unmasked).
 const CLOSE_GOING_AWAY: [u8; 4] = [0x88, 0x02, 0x03, 0xe9];
@@ -42,9 +43,9 @@ pub struct TunnelContext {
     /// The connection's `limits.max_connections` slot: freed when the last holder drops it.
     pub slot: Option<Arc<OwnedSemaphorePermit>>,
     /// The connection's shutdown token: graceful shutdown waits until every clone is dropped.
-    pub alive: Option<mpsc::Sender<()>>,
-    /// Turns `true` on SIGTERM.
-    pub stop: Option<watch::Receiver<bool>>,
+    pub alive: Option<Token>,
+    /// Fires on SIGTERM (or SIGINT).
+    pub stop: Option<Signal>,
     pub grace: Duration,
     pub idle_timeout: Duration,
     pub metrics: Option<Arc<Metrics>>,
@@ -232,13 +233,11 @@ async fn idle(start: Instant, last: &AtomicU64, timeout: Duration) {
 /// Resolves `grace` after the shutdown signal, a little early so the close frames go out
 /// before the server's own wait (the same grace) ends and the process exits. Never without a
 /// signal.
-async fn shutdown(stop: Option<watch::Receiver<bool>>, grace: Duration) {
+async fn shutdown(stop: Option<Signal>, grace: Duration) {
     let Some(mut stop) = stop else {
         return std::future::pending().await;
     };
-    if stop.wait_for(|stopping| *stopping).await.is_err() {
-        return std::future::pending().await;
-    }
+    stop.recv().await;
     let margin = (grace / 10).min(Duration::from_millis(500));
     tokio::time::sleep(grace - margin).await;
 }

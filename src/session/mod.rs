@@ -15,6 +15,7 @@ pub mod cookie;
 mod error;
 pub mod protocol;
 pub mod store;
+pub mod sweeper;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +62,8 @@ pub struct Outcome {
     pub regenerated: bool,
 }
 
+/// Clone: the sweeper keeps a copy, which shares the store and the metrics.
+#[derive(Clone)]
 pub struct SessionLayer {
     /// Shared so a config reload can keep the same store (memory sessions, Redis connections).
     store: Arc<Store>,

@@ -6,11 +6,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
+use crate::support::*;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::Value;
 use session_proxy::session::clock::system_time;
-use crate::support::*;
 
 const COOKIE: &str = "session_id";
 

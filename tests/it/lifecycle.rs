@@ -144,3 +144,41 @@ async fn sigterm_drains_in_flight_then_exits_zero() {
 async fn sigint_drains_in_flight_then_exits_zero() {
     drains_on("INT").await;
 }
+
+/// A session sweep that is still running at SIGTERM does not hold shutdown past
+/// `limits.shutdown_grace`. The "Redis" accepts the connection and never answers, standing in for
+/// a SCAN over many keys; `redis.timeout` is far longer than the grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_does_not_wait_for_a_running_session_sweep() {
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let redis_url = format!("redis://{}/0", hole.local_addr().unwrap());
+    let up = TestUpstream::start().await;
+    let mut proxy = ProxyBuilder::new(&up.url())
+        .driver("redis")
+        .set("redis.url", &redis_url)
+        .set("redis.timeout", "60s")
+        .set("sessions.cleanup_interval", "200ms")
+        .set("limits.shutdown_grace", "1s")
+        .start();
+    // The sweep is under way once the store's connection is accepted.
+    let held = tokio::task::spawn_blocking(move || hole.accept().map(|(socket, _)| socket));
+    let _socket = tokio::time::timeout(Duration::from_secs(10), held)
+        .await
+        .expect("the sweep reached the store")
+        .unwrap()
+        .unwrap();
+    proxy.signal("TERM");
+    let started = std::time::Instant::now();
+    let (code, logs) = tokio::task::spawn_blocking(move || {
+        let code = proxy.wait_exit(Duration::from_secs(30));
+        (code, proxy.logs_text())
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "exit code; logs:\n{logs}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "exit took {:?} with a 1s grace period; logs:\n{logs}",
+        started.elapsed()
+    );
+}

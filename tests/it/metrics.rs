@@ -36,10 +36,9 @@ const MOVED: &[&str] = &[
     "process_start_time_seconds",
 ];
 
-/// PENDING (issue 12 item 6): documented and exposed, but nothing records them on this branch;
-/// the server helper's change records TLS handshakes. Once it is merged, move both into [`MOVED`]
-/// and drop the `#[ignore]` of `tls_handshakes_are_counted`.
-const PENDING: &[&str] = &[
+/// Documented series that only a TLS listener moves, which the plain-HTTP traffic of the main
+/// check has not: `tls_handshakes_are_counted` moves them.
+const TLS_ONLY: &[&str] = &[
     "session_proxy_tls_handshakes_total",
     "session_proxy_tls_handshake_failures_total",
 ];
@@ -257,7 +256,7 @@ async fn every_documented_series_moves() {
     let (tunnel_open, tunnel_done) = tunnel_traffic().await;
     let scrapes = [&memory, &broken, &tunnel_open, &tunnel_done];
 
-    for name in MOVED.iter().chain(PENDING) {
+    for name in MOVED.iter().chain(TLS_ONLY) {
         for (i, m) in scrapes.iter().enumerate() {
             assert!(m.total(name).is_some(), "{name} missing from scrape {i}");
         }
@@ -290,7 +289,7 @@ async fn every_documented_series_moves() {
                     })
             };
             assert!(
-                MOVED.iter().chain(PENDING).any(|n| known(n)),
+                MOVED.iter().chain(TLS_ONLY).any(|n| known(n)),
                 "{name} is exposed but not in the documented list"
             );
         }
@@ -302,7 +301,7 @@ async fn every_documented_series_moves() {
 fn the_list_is_the_documented_one() {
     let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md"))
         .unwrap();
-    for name in MOVED.iter().chain(PENDING) {
+    for name in MOVED.iter().chain(TLS_ONLY) {
         let bare = name.strip_prefix("session_proxy_").unwrap_or(name);
         let bare = bare.strip_suffix("_count").unwrap_or(bare);
         assert!(
@@ -323,10 +322,8 @@ fn the_list_is_the_documented_one() {
     }
 }
 
-/// PENDING (issue 12 item 6): `tls_handshakes` is never recorded on this branch (the server
-/// helper's change records it). Drop the `#[ignore]` once that change is merged.
+/// A completed handshake and a failed one (plain HTTP on the TLS port) are both counted.
 #[tokio::test]
-#[ignore = "pending: TLS handshakes are recorded by the server split (issue 12 item 6)"]
 async fn tls_handshakes_are_counted() {
     let ca = crate::support::tls::TestCa::new("metrics test CA");
     let dir = tempfile::tempdir().unwrap();
@@ -350,15 +347,14 @@ async fn tls_handshakes_are_counted() {
     )
     .await;
     let m = Scrape::of(proxy.admin_addr()).await;
-    for name in PENDING {
+    for name in TLS_ONLY {
         assert!(m.total(name).unwrap_or(0.0) >= 1.0, "{name} did not move");
     }
 }
 
-/// PENDING (issue 12 item 6): the sweeper calls the store directly on this branch; the shutdown
-/// helper's change runs it through the session layer's timed path. Drop the `#[ignore]` then.
+/// The serve-side sweep goes through the session layer's timed path: its runs are store
+/// operations with `op="cleanup"`.
 #[tokio::test]
-#[ignore = "pending: the sweeper goes through SessionLayer's timed path in the shutdown split (issue 12 item 6)"]
 async fn sweeper_cleanup_is_counted() {
     let up = TestUpstream::start().await;
     let proxy = ProxyBuilder::new(&up.url())

@@ -1,0 +1,184 @@
+//! One connection's life: hyper serving HTTP/1.1 or HTTP/2 behind the bare-LF guard, with the
+//! first-request deadline, `limits.idle_timeout` and graceful shutdown around it.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{header, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::accept::ConnContext;
+use super::activity::{Activity, Idle, IdleTimer, Tracked};
+use crate::bare_lf::{BareLfGuard, Upgraded, MAX_HEAD};
+use crate::config::LimitsConfig;
+use crate::error::ResponseBody;
+use crate::metrics::Metrics;
+use crate::telemetry::AccessLog;
+use crate::tunnel::{self, TunnelContext};
+
+/// How every connection is served, built once from `limits` and shared by every worker.
+pub(super) struct ConnSettings {
+    pub(super) builder: auto::Builder<TokioExecutor>,
+    pub(super) limits: LimitsConfig,
+}
+
+impl ConnSettings {
+    pub(super) fn new(limits: &LimitsConfig) -> ConnSettings {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .keep_alive(true)
+            .max_buf_size(MAX_HEAD);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(256)
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            .max_header_list_size(64 * 1024);
+        ConnSettings {
+            builder,
+            limits: limits.clone(),
+        }
+    }
+}
+
+/// Serves one connection. `tunnels`: the metrics an upgraded connection reports to (`None` on
+/// listeners that never upgrade). `handle` answers a request and may hand over its access line,
+/// which [`Tracked`] writes when the response body is done.
+pub(super) async fn serve_http<IO, F, Fut>(
+    ctx: &ConnContext,
+    io: IO,
+    peer: SocketAddr,
+    tunnels: Option<Arc<Metrics>>,
+    handle: F,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = (Response<ResponseBody>, Option<Box<AccessLog>>)> + Send + 'static,
+{
+    let limits = &ctx.settings.limits;
+    let first_request = Arc::new(AtomicBool::new(false));
+    let upgraded = Arc::new(Upgraded::default());
+    let activity = Arc::new(Activity::new());
+    let requests = Requests {
+        handle,
+        tunnel: ctx.tunnel(tunnels),
+        first_request: Arc::clone(&first_request),
+        activity: Arc::clone(&activity),
+        switched: Arc::clone(&upgraded),
+    };
+    let service = service_fn(move |req| requests.call(req));
+    let io = BareLfGuard::new(io, upgraded);
+    let conn = ctx
+        .settings
+        .builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let mut stop = ctx.stop.clone();
+    let mut stopping = stop.is_set();
+    if stopping {
+        conn.as_mut().graceful_shutdown();
+    }
+    // hyper's header_read_timeout only starts once the auto builder has told HTTP/1 from HTTP/2,
+    // and that detection waits without a deadline for the first bytes (up to the 24-byte h2
+    // preface). So a client that connects and sends nothing, or a slow partial preface, would hold
+    // its connection slot forever. Bound the time to the first complete request head.
+    let first_head = tokio::time::sleep(limits.header_read_timeout);
+    tokio::pin!(first_head);
+    let mut first_head_due = true;
+    let mut idle = IdleTimer::new(limits.idle_timeout);
+    let sleep = tokio::time::sleep(limits.idle_timeout);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, %peer, "connection ended with an error");
+                }
+                return;
+            }
+            _ = stop.recv(), if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = &mut sleep => match idle.fired(&activity, sleep.as_mut()) {
+                Idle::Busy => {}
+                Idle::Expired => {
+                    tracing::debug!(%peer, "no request for limits.idle_timeout; closing");
+                    if !stopping {
+                        stopping = true;
+                        // HTTP/2: GOAWAY, then close (no stream is open). HTTP/1.1: close.
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+                Idle::StillOpenAfterGoaway => {
+                    tracing::debug!(%peer, "idle connection still open after GOAWAY; closing");
+                    return;
+                }
+            },
+            _ = &mut first_head, if first_head_due => {
+                first_head_due = false;
+                if !first_request.load(Ordering::Acquire) {
+                    tracing::debug!(%peer, "no request head within limits.header_read_timeout; closing");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The per-request service: marks the connection's first request and its open streams, hands
+/// upgrade requests what a tunnel needs, and flags a 101 for the bare-LF guard.
+struct Requests<F> {
+    handle: F,
+    tunnel: TunnelContext,
+    first_request: Arc<AtomicBool>,
+    activity: Arc<Activity>,
+    switched: Arc<Upgraded>,
+}
+
+impl<F, Fut> Requests<F>
+where
+    F: Fn(Request<Incoming>) -> Fut,
+    Fut: Future<Output = (Response<ResponseBody>, Option<Box<AccessLog>>)> + Send + 'static,
+{
+    fn call(
+        &self,
+        req: Request<Incoming>,
+    ) -> impl Future<Output = Result<Response<Tracked<ResponseBody>>, Infallible>> + Send + 'static
+    {
+        self.first_request.store(true, Ordering::Release);
+        let stream = self.activity.begin();
+        // Only a request that may switch protocols carries what a tunnel needs from us.
+        let upgrade = req
+            .headers()
+            .get(header::UPGRADE)
+            .map(|proto| TunnelContext {
+                websocket: proto.as_bytes().eq_ignore_ascii_case(b"websocket"),
+                ..self.tunnel.clone()
+            });
+        let fut = (self.handle)(req);
+        let switched = Arc::clone(&self.switched);
+        async move {
+            let (res, access) = match upgrade {
+                Some(ctx) => tunnel::scope(ctx, fut).await,
+                None => fut.await,
+            };
+            if res.status() == StatusCode::SWITCHING_PROTOCOLS {
+                // Before hyper writes the 101, so before the client sends tunnel bytes.
+                switched.set();
+            }
+            Ok::<_, Infallible>(res.map(|body| Tracked::new(body, stream, access)))
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The public listener (the proxy itself, plain or TLS) and the admin listener.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::accept::{ConnContext, Listen};
+use super::conn::serve_http;
+use crate::admin::{self, Readiness};
+use crate::handler::{self, App};
+use crate::proxy::ClientInfo;
+use crate::tls::Tls;
+
+/// The public listener: the proxy itself.
+#[derive(Clone)]
+pub(super) struct Public {
+    pub(super) app: Arc<ArcSwap<App>>,
+    pub(super) tls: Option<Arc<Tls>>,
+}
+
+impl Listen for Public {
+    async fn serve(self, ctx: ConnContext, stream: tokio::net::TcpStream, peer: SocketAddr) {
+        let app = self.app;
+        let metrics = Arc::clone(&app.load().metrics);
+        metrics.connection_opened();
+        let tunnels = Some(Arc::clone(&metrics));
+        let handshakes = Arc::clone(&metrics);
+        let _open = scopeguard(move || metrics.connection_closed());
+        match self.tls {
+            None => {
+                let info = ClientInfo::new(peer, false);
+                serve_http(&ctx, stream, peer, tunnels, move |req| {
+                    handler::handle(app.load_full(), req, info.clone())
+                })
+                .await
+            }
+            Some(tls) => {
+                let acceptor = tls.acceptor();
+                let handshake = tokio::time::timeout(
+                    ctx.settings.limits.tls_handshake_timeout,
+                    acceptor.accept(stream),
+                )
+                .await;
+                handshakes.tls_handshake(matches!(handshake, Ok(Ok(_))));
+                let stream = match handshake {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let info = ClientInfo::new(peer, true);
+                serve_http(&ctx, stream, peer, tunnels, move |req| {
+                    handler::handle(app.load_full(), req, info.clone())
+                })
+                .await
+            }
+        }
+    }
+}
+
+/// The admin listener.
+#[derive(Clone)]
+pub(super) struct Admin {
+    pub(super) app: Arc<ArcSwap<App>>,
+    pub(super) ready: Arc<Readiness>,
+}
+
+impl Listen for Admin {
+    async fn serve(self, ctx: ConnContext, stream: tokio::net::TcpStream, peer: SocketAddr) {
+        let (app, ready) = (self.app, self.ready);
+        serve_http(&ctx, stream, peer, None, move |req| {
+            let res = admin::handle(app.load_full(), Arc::clone(&ready), req);
+            async move { (res.await, None) }
+        })
+        .await
+    }
+}
+
+/// Runs `f` when dropped, however the scope ends.
+fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}
