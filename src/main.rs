@@ -1,5 +1,6 @@
 //! The `session-proxy` binary: parse arguments, load the config, call into the library.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![warn(clippy::too_many_lines)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
