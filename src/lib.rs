@@ -4,7 +4,9 @@
 //! A request flows one way through these modules:
 //!
 //! - [`server`] accepts connections (plain TCP or TLS), speaks HTTP/1.1 and HTTP/2 to clients,
-//!   enforces connection limits and timeouts, and shuts down gracefully.
+//!   enforces connection limits and timeouts, and shuts down gracefully: `server/workers.rs` (one
+//!   runtime per core), `accept.rs`, `conn.rs` (hyper's builder), `activity.rs` (idle timers),
+//!   `shutdown.rs` (one signal to stop, one drain to wait for every connection and task).
 //! - [`session`] is the two session phases around forwarding: on the way in it strips spoofed
 //!   `X-Session-*` headers, takes the cookie, loads the session and hands it to the app as headers; on
 //!   the way out it reads the app's `X-Session-*` control headers, applies them to the store and
@@ -12,7 +14,8 @@
 //!   headers for the app, `controls` read from it, `json_text` checks on values),
 //!   [`session::store`] the storage back ends behind one trait, [`session::assertion`] the signed
 //!   `X-Session-Assertion` (JWS) and its JWKS (key files in `assertion/keys.rs`), [`session::clock`]
-//!   the one source of "now" for every expiry decision (a manual clock in tests).
+//!   the one source of "now" for every expiry decision (a manual clock in tests),
+//!   [`session::sweeper`] the periodic cleanup while serving, metered like every store call.
 //! - [`handler`] is one request's life: prepare → session in → forward → session out; the access
 //!   line is written when the response body ends ([`telemetry::AccessLog`]).
 //! - [`proxy`] forwards the request to the upstream over a pooled client: hop-by-hop headers,

@@ -2,7 +2,7 @@
 //!
 //! Handlers return [`ProxyError`]. [`ProxyError::class`] decides, for each error, everything the
 //! outside sees of it: the HTTP status and the client's short body, the log level, and the metric
-//! it moves ([`class`]). [`ProxyError::respond`] acts on that decision ([`respond`]). Nothing else
+//! it moves (`class.rs`). [`ProxyError::respond`] acts on that decision (`respond.rs`). Nothing else
 //! in the crate picks an error status, a failure's log level or its metric; the few answers that
 //! are not failures (`200 ok`, the HTTPS redirect) are built here too, so that no listener writes
 //! a status of its own.

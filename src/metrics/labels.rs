@@ -1,5 +1,5 @@
 //! Label values, one scheme for every series: each label is an enum declared once with
-//! [`labels!`], which gives its text (`as_str`), its position (`index`) and the list of all values
+//! `labels!`, which gives its text (`as_str`), its position (`index`) and the list of all values
 //! (`ALL`). Handles are resolved at start-up for every value in `ALL`, in that order, so recording
 //! is an index into a slice ([`ByLabel`]) instead of a string search or a cast per call site.
 

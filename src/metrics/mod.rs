@@ -3,12 +3,12 @@
 //! Recording must cost a request nothing measurable, so every labelled series a request can touch
 //! is resolved once at start-up into a plain handle (an `Arc` around an atomic): on the hot path a
 //! counter is one atomic add, a histogram a bucket search and two atomic adds. No label hashing,
-//! no lock, no allocation per request. Label values are enums declared once ([`labels`]); a
+//! no lock, no allocation per request. Label values are enums declared once (`labels.rs`); a
 //! recording takes the enum, never a string or a number.
 //!
-//! One file per group of series: [`traffic`] (requests, upstream), [`sessions`] (sessions, cookies,
-//! the store), [`connections`] (connections, TLS, tunnels), [`build_info`] (the build and the
-//! configuration reloads), and the standard `process_*` series ([`process`], Linux only).
+//! One file per group of series: `traffic.rs` (requests, upstream), `sessions.rs` (sessions, cookies,
+//! the store), `connections.rs` (connections, TLS, tunnels), `build_info.rs` (the build and the
+//! configuration reloads), and the standard `process_*` series (`process.rs`, Linux only).
 
 mod build_info;
 mod connections;
