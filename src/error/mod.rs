@@ -11,7 +11,7 @@ mod class;
 mod respond;
 
 pub use class::{Class, Counted, Level};
-pub use respond::{chain, ok, permanent_redirect, plain, ResponseBody};
+pub use respond::{chain, ok, permanent_redirect, ResponseBody};
 
 use crate::admin::NotReady;
 use crate::proxy::target::TargetError;

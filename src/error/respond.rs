@@ -116,7 +116,7 @@ fn text(status: StatusCode, body: Bytes) -> Response<ResponseBody> {
 
 /// A short plain-text answer with the given status. Kept public only until the redirect listener
 /// calls [`permanent_redirect`]; new callers want [`ok`] or a [`ProxyError`].
-pub fn plain(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
+fn plain(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
     text(status, Bytes::from_static(body.as_bytes()))
 }
 

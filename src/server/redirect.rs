@@ -3,12 +3,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 
 use super::accept::{ConnContext, Listen};
 use super::conn::serve_http;
-use crate::error::{plain, ProxyError, ResponseBody};
+use crate::error::{permanent_redirect, ProxyError, ResponseBody};
 use crate::proxy::target;
 
 /// The plain listener that sends every request to the HTTPS one.
@@ -67,7 +67,5 @@ fn redirect(
     let Ok(location) = HeaderValue::try_from(format!("https://{authority}{pq}")) else {
         return ProxyError::BadRequest("the target cannot be redirected").into_response();
     };
-    let mut res = plain(StatusCode::PERMANENT_REDIRECT, "Moved to HTTPS\n");
-    res.headers_mut().insert(header::LOCATION, location);
-    res
+    permanent_redirect(location)
 }
