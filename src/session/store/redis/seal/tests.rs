@@ -1,0 +1,90 @@
+use serde_json::json;
+
+use super::*;
+
+fn keys() -> (SessionId, Keys) {
+    let id = SessionId::generate();
+    let keys = Keys::derive(&id);
+    (id, keys)
+}
+
+#[test]
+fn every_value_type_round_trips() {
+    let (_, k) = keys();
+    let values = [
+        json!(null),
+        json!(true),
+        json!(-12.5),
+        json!(u64::MAX),
+        json!("ann@example.com"),
+        json!([1, "two", {"three": 3}]),
+        json!({"nested": {"list": [], "empty": ""}}),
+    ];
+    let nonces = nonces(values.len());
+    for (value, nonce) in values.iter().zip(nonces) {
+        let field = k.field("email");
+        let sealed = k.seal(&field, "email", value, nonce);
+        assert_eq!(
+            k.open(&field, sealed).unwrap(),
+            ("email".to_owned(), value.clone())
+        );
+    }
+}
+
+#[test]
+fn names_and_values_hide_the_plaintext() {
+    let (id, k) = keys();
+    let field = k.field("user_id");
+    assert_eq!(field.len(), 34);
+    assert!(field.starts_with(b"s:"));
+    assert_eq!(field, k.field("user_id"), "one name, one field");
+    assert_ne!(field, k.field("user_ie"));
+    assert_ne!(field, Keys::derive(&SessionId::generate()).field("user_id"));
+    let sealed = k.seal(&field, "user_id", &json!("ann@example.com"), nonces(1)[0]);
+    for secret in [&b"user_id"[..], b"ann@example.com", id.as_str().as_bytes()] {
+        assert!(!sealed.windows(secret.len()).any(|w| w == secret));
+        assert!(!field.windows(secret.len()).any(|w| w == secret));
+    }
+}
+
+#[test]
+fn a_random_nonce_per_seal() {
+    let (_, k) = keys();
+    let field = k.field("a");
+    let n = nonces(2);
+    assert_ne!(n[0], n[1]);
+    assert_ne!(
+        k.seal(&field, "a", &json!(1), n[0]),
+        k.seal(&field, "a", &json!(1), n[1])
+    );
+}
+
+#[test]
+fn tampered_moved_cut_or_foreign_fields_do_not_open() {
+    let (_, k) = keys();
+    let field = k.field("role");
+    let sealed = k.seal(&field, "role", &json!("user"), nonces(1)[0]);
+    for i in [0, 12, 20, sealed.len() - 1] {
+        let mut bad = sealed.clone();
+        bad[i] ^= 1;
+        assert!(
+            matches!(k.open(&field, bad), Err(OpenError::Forged)),
+            "byte {i}"
+        );
+    }
+    let other = k.field("admin");
+    assert!(matches!(
+        k.open(&other, sealed.clone()),
+        Err(OpenError::Forged)
+    ));
+    let (_, stranger) = keys();
+    assert!(matches!(
+        stranger.open(&field, sealed.clone()),
+        Err(OpenError::Forged)
+    ));
+    assert!(matches!(
+        k.open(&field, sealed[..31].to_vec()),
+        Err(OpenError::Short)
+    ));
+    assert!(matches!(k.open(&field, Vec::new()), Err(OpenError::Short)));
+}
