@@ -85,12 +85,13 @@ pub(super) enum Decoded {
 
 /// The session stored in `fields`. A readable data field that is not JSON is dropped with a
 /// warning rather than failing the whole session (as before sealing); a sealed one that does not
-/// open fails it, since it was altered by someone without the ID. The session's keys are derived
-/// only when a sealed field is met.
+/// open fails it, since it was altered by someone without the ID, and so does a readable field in
+/// a hash marked sealed. The session's keys are derived only when a sealed field is met.
 pub(super) fn decode(id: SessionId, fields: Vec<(Vec<u8>, Vec<u8>)>) -> Decoded {
     let mut data = Data::new();
     let (mut created, mut last_seen, mut expires, mut sealed) = (None, None, None, false);
     let mut keys: Option<Keys> = None;
+    let mut any_readable = false;
     for (field, value) in fields {
         if field.starts_with(SEALED_PREFIX) {
             let keys = keys.get_or_insert_with(|| Keys::derive(&id));
@@ -101,6 +102,7 @@ pub(super) fn decode(id: SessionId, fields: Vec<(Vec<u8>, Vec<u8>)>) -> Decoded 
             continue;
         }
         if let Some(name) = field.strip_prefix(DATA_PREFIX.as_bytes()) {
+            any_readable = true;
             readable(&id, &mut data, name, &value);
             continue;
         }
@@ -112,6 +114,9 @@ pub(super) fn decode(id: SessionId, fields: Vec<(Vec<u8>, Vec<u8>)>) -> Decoded 
             F_LAYOUT => sealed = value == SEALED,
             _ => {}
         }
+    }
+    if sealed && any_readable {
+        return Decoded::Tampered(OpenError::Readable);
     }
     let (Some(created), Some(last_seen), Some(expires)) = (created, last_seen, expires) else {
         return Decoded::Incomplete;

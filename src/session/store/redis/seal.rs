@@ -48,6 +48,9 @@ pub(super) enum OpenError {
     Forged,
     #[error("a sealed field's plaintext is malformed")]
     Malformed,
+    /// Every write to a marked hash is sealed, so a readable field there was put in by hand.
+    #[error("a sealed session holds a readable field")]
+    Readable,
 }
 
 impl Keys {
