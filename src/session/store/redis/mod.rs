@@ -62,7 +62,7 @@ use ::redis::{RedisError, Script};
 
 use self::connection::Connection;
 use self::record::{Decoded, Layout};
-use self::scripts::{Args, OTHER_LAYOUT, SCRIPTS};
+use self::scripts::{Args, Change, OTHER_LAYOUT, SCRIPTS};
 use self::seal::Keys;
 use super::*;
 use crate::config::RedisConfig;
@@ -124,6 +124,22 @@ impl RedisStore {
     /// The keys a write under `id` seals with, when it seals: derived once per store call.
     fn write_keys(&self, id: &SessionId) -> Option<Keys> {
         self.encrypt.then(|| Keys::derive(id))
+    }
+
+    fn change<'a>(
+        &self,
+        session: &'a Session,
+        delta: Delta<'a>,
+        now: Millis,
+        keys: Option<&'a Keys>,
+    ) -> Change<'a> {
+        Change {
+            session,
+            delta,
+            now,
+            idle: self.idle_timeout,
+            layout: layout(keys),
+        }
     }
 
     /// Runs `script` against `keys` with `args`: one `EVALSHA`.
@@ -223,13 +239,15 @@ impl SessionStore for RedisStore {
         now: Millis,
     ) -> Result<Write, StoreError> {
         let keys = self.write_keys(&session.id);
-        let layout = layout(keys.as_ref());
+        let change = self.change(session, delta, now, keys.as_ref());
         let key = [self.key(&session.id)];
-        let args = scripts::update_args(session, delta, now, self.idle_timeout, layout);
-        let mut code = self.run(&SCRIPTS.update, &key, args).await?;
+        let mut code = self
+            .run(&SCRIPTS.update, &key, change.update_args())
+            .await?;
         if code == OTHER_LAYOUT {
-            let args = scripts::whole_args(session, delta, now, self.idle_timeout, layout);
-            code = self.run(&SCRIPTS.rewrite, &key, args).await?;
+            code = self
+                .run(&SCRIPTS.rewrite, &key, change.whole_args())
+                .await?;
         }
         Ok(match code {
             1 => Write::Stored(session.id.as_str().to_owned()),
@@ -251,13 +269,7 @@ impl SessionStore for RedisStore {
         let keys = [self.key(old), self.key(&session.id)];
         // The whole session goes along: a sealed one is rebuilt under the new ID's keys.
         let seal = self.write_keys(&session.id);
-        let args = scripts::whole_args(
-            session,
-            delta,
-            now,
-            self.idle_timeout,
-            layout(seal.as_ref()),
-        );
+        let args = self.change(session, delta, now, seal.as_ref()).whole_args();
         let code = self.run(&SCRIPTS.regenerate, &keys, args).await?;
         Ok(match code {
             1 => Write::Stored(session.id.as_str().to_owned()),

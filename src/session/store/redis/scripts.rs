@@ -90,53 +90,48 @@ pub(super) fn create_args(
     args
 }
 
-/// ARGV for `update.lua`: the layout, then [`apply_args`].
-pub(super) fn update_args(
-    session: &Session,
-    delta: Delta<'_>,
-    now: Millis,
-    idle: Option<Duration>,
-    layout: Layout<'_>,
-) -> Args {
-    let mut args = Vec::with_capacity(4 + delta.delete.len() + 2 * delta.set.len());
-    args.push(layout.marker().to_vec());
-    apply_args(&mut args, session, delta, now, idle, layout);
-    args
+/// One write's inputs, from which the ARGV of `update`, `rewrite` and `regenerate` are built.
+pub(super) struct Change<'a> {
+    pub session: &'a Session,
+    pub delta: Delta<'a>,
+    pub now: Millis,
+    pub idle: Option<Duration>,
+    pub layout: Layout<'a>,
 }
 
-/// ARGV for `rewrite.lua` and `regenerate.lua`: the layout, the whole session in it, then
-/// [`apply_args`].
-pub(super) fn whole_args(
-    session: &Session,
-    delta: Delta<'_>,
-    now: Millis,
-    idle: Option<Duration>,
-    layout: Layout<'_>,
-) -> Args {
-    let whole = 2 * session.data.len();
-    let mut args = Vec::with_capacity(5 + whole + delta.delete.len() + 2 * delta.set.len());
-    args.push(layout.marker().to_vec());
-    args.push(num(whole));
-    layout.push_pairs(&mut args, session.data.len(), session.data.iter());
-    apply_args(&mut args, session, delta, now, idle, layout);
-    args
-}
+impl Change<'_> {
+    /// ARGV for `update.lua`: the layout, then [`Change::push_apply`].
+    pub(super) fn update_args(&self) -> Args {
+        let delta = &self.delta;
+        let mut args = Vec::with_capacity(4 + delta.delete.len() + 2 * delta.set.len());
+        args.push(self.layout.marker().to_vec());
+        self.push_apply(&mut args);
+        args
+    }
 
-/// ARGV of the shared `apply` function, appended to `args`.
-pub(super) fn apply_args(
-    args: &mut Args,
-    session: &Session,
-    delta: Delta<'_>,
-    now: Millis,
-    idle: Option<Duration>,
-    layout: Layout<'_>,
-) {
-    let ttl = expiry::remaining(now, session.expires, session.last_seen, idle);
-    args.push(num(session.last_seen));
-    args.push(num(ttl));
-    args.push(num(delta.delete.len()));
-    args.extend(delta.delete.iter().map(|k| layout.field(k)));
-    layout.push_pairs(args, delta.set.len(), delta.set.iter().map(|(k, v)| (k, v)));
+    /// ARGV for `rewrite.lua` and `regenerate.lua`: the layout, the whole session in it, then
+    /// [`Change::push_apply`].
+    pub(super) fn whole_args(&self) -> Args {
+        let (data, delta) = (&self.session.data, &self.delta);
+        let whole = 2 * data.len();
+        let mut args = Vec::with_capacity(5 + whole + delta.delete.len() + 2 * delta.set.len());
+        args.push(self.layout.marker().to_vec());
+        args.push(num(whole));
+        self.layout.push_pairs(&mut args, data.len(), data.iter());
+        self.push_apply(&mut args);
+        args
+    }
+
+    /// ARGV of the shared `apply` function, appended to `args`.
+    fn push_apply(&self, args: &mut Args) {
+        let (s, delta, layout) = (self.session, &self.delta, self.layout);
+        let ttl = expiry::remaining(self.now, s.expires, s.last_seen, self.idle);
+        args.push(num(s.last_seen));
+        args.push(num(ttl));
+        args.push(num(delta.delete.len()));
+        args.extend(delta.delete.iter().map(|k| layout.field(k)));
+        layout.push_pairs(args, delta.set.len(), delta.set.iter().map(|(k, v)| (k, v)));
+    }
 }
 
 /// ARGV for `sweep.lua`: the expiry rule's cut-offs at `now`, -1 for "no `last_seen` is dead".

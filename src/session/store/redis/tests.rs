@@ -37,6 +37,22 @@ fn scan_pattern_escapes_globs() {
     assert_eq!(glob_escape("a*b?[c]"), "a\\*b\\?\\[c\\]*");
 }
 
+fn change<'a>(
+    session: &'a Session,
+    delta: Delta<'a>,
+    now: Millis,
+    idle: Option<Duration>,
+    layout: Layout<'a>,
+) -> Change<'a> {
+    Change {
+        session,
+        delta,
+        now,
+        idle,
+        layout,
+    }
+}
+
 fn text(args: scripts::Args) -> Vec<String> {
     args.into_iter()
         .map(|a| String::from_utf8(a).unwrap())
@@ -56,18 +72,12 @@ fn apply_args_carry_the_rules_ttl_then_the_delta() {
     let idle = Some(Duration::from_secs(2));
     let readable = Layout::Readable;
     assert_eq!(
-        text(scripts::update_args(&s, delta, 5_000, idle, readable)),
+        text(change(&s, delta, 5_000, idle, readable).update_args()),
         ["1", "4000", "1000", "2", "d:b", "d:c", "d:a", r#"{"x":1}"#]
     );
     // Past its deadline: 0, and the script deletes it.
     assert_eq!(
-        text(scripts::update_args(
-            &s,
-            Delta::default(),
-            9_000,
-            idle,
-            readable
-        ))[..4],
+        text(change(&s, Delta::default(), 9_000, idle, readable).update_args())[..4],
         ["1", "4000", "0", "0"]
     );
 }
@@ -85,7 +95,7 @@ fn sealed_args_have_the_same_shape_and_hide_names_and_values() {
         set: &set,
         delete: &delete,
     };
-    let args = scripts::update_args(&s, delta, 5_000, None, Layout::Sealed(&keys));
+    let args = change(&s, delta, 5_000, None, Layout::Sealed(&keys)).update_args();
     assert_eq!(args.len(), 7);
     assert_eq!(text(args[..4].to_vec()), ["2", "4000", "6000", "1"]);
     assert_eq!(args[4], keys.field("user_id"));
@@ -114,13 +124,7 @@ fn whole_args_carry_every_field_then_the_delta() {
         delete: &[],
     };
     assert_eq!(
-        text(scripts::whole_args(
-            &s,
-            delta,
-            1_000,
-            None,
-            Layout::Readable
-        )),
+        text(change(&s, delta, 1_000, None, Layout::Readable).whole_args()),
         ["1", "4", "d:a", "1", "d:b", "2", "1000", "10000", "0", "d:b", "2"]
     );
 }
