@@ -7,16 +7,15 @@
 //! (a backup, `MONITOR`, a replica) yields no usable cookie. The hash holds three meta fields
 //! (`m:c` created, `m:s` last seen, `m:e` absolute expiry, all Unix milliseconds, readable so that
 //! `cleanup` can judge a session) and one field per session key: with `redis.encrypt` (the
-//! default) sealed under keys derived from the ID ([`seal`], marker `m:v` = `2`), so the dump
+//! default) sealed under keys derived from the ID (`seal.rs`, marker `m:v` = `2`), so the dump
 //! yields no data and no key names either; without it `d:<key>` = the JSON value. See `record.rs`.
 //!
 //! The `{xx}` hash tag is the first digest byte. Redis Cluster hashes only the tag, so a session
 //! and its regenerated successor can be put in the same slot by drawing new IDs until the first
 //! digest byte matches ([`RedisStore::generate_id`], ~256 SHA-256s on average). That makes
-//! regenerate one atomic script (`RENAME`, or a rebuild under the new ID's keys when sealed, inside
-//! `EVALSHA`) in Cluster as in standalone, and the
-//! 256 tags still spread sessions over every master. Standalone uses the same layout so there is
-//! one code path to test.
+//! regenerate one atomic script (`RENAME`, or when sealed a rebuild under the new ID's keys, inside
+//! `EVALSHA`) in Cluster as in standalone, and the 256 tags still spread sessions over every
+//! master. Standalone uses the same layout so there is one code path to test.
 //!
 //! # Writes
 //!
@@ -27,12 +26,14 @@
 //! configured one (plaintext from before `redis.encrypt`, or sealed after it was turned off) makes
 //! `update` answer so, and the write becomes `rewrite`: the whole session, in the configured
 //! layout, in one script. With `encrypt` on, loading a readable hash asks the layer to write it
-//! back (`reseal`), so sessions that are only read are sealed too. Every write sets the key's TTL to the
-//! session's remaining lifetime, computed in Rust by the one expiry rule ([`super::expiry`]) and
-//! passed to the script; the script keeps the TTL instead when the stored `last_seen` is later
-//! than the write's, so a concurrent writer with an older `last_seen` cannot shorten it. Loads are
-//! one `HGETALL` and check the stored timestamps too, so a key that outlived its deadline (lost
-//! TTL, clock step) is never served; the sweep script gets the rule's cut-offs the same way.
+//! back (`reseal`), so sessions that are only read are sealed too.
+//!
+//! Every write sets the key's TTL to the session's remaining lifetime, computed in Rust by the one
+//! expiry rule ([`super::expiry`]) and passed to the script; the script keeps the TTL instead when
+//! the stored `last_seen` is later than the write's, so a concurrent writer with an older
+//! `last_seen` cannot shorten it. Loads are one `HGETALL` and check the stored timestamps too, so
+//! a key that outlived its deadline (lost TTL, clock step) is never served; the sweep script gets
+//! the rule's cut-offs the same way.
 //!
 //! # Connections and failure
 //!
@@ -51,7 +52,7 @@ mod connection;
 mod keys;
 mod record;
 mod scripts;
-pub(crate) mod seal;
+mod seal;
 #[cfg(test)]
 mod tests;
 pub mod tls;
