@@ -14,6 +14,8 @@
 //! A session writes few fields in its life, far below the 2^32 messages per key at which random
 //! nonces would need a second thought, and every session has its own key.
 
+use std::sync::OnceLock;
+
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use hkdf::Hkdf;
@@ -35,8 +37,11 @@ const NAME_LEN_LEN: usize = 4;
 /// One session's keys, derived once per store call from its ID.
 pub(super) struct Keys {
     data: Aes256Gcm,
+    /// HKDF's extracted key, for the name key on first use: a load opens fields without their
+    /// names' HMAC, so a read never pays for it.
+    hkdf: Hkdf<Sha256>,
     /// Keyed once; each name clones the keyed state (a copy of two hash states, no allocation).
-    names: Hmac<Sha256>,
+    names: OnceLock<Hmac<Sha256>>,
 }
 
 /// Why a sealed field did not open: too short, not authentic, or not what we seal.
@@ -55,22 +60,29 @@ pub(super) enum OpenError {
 
 impl Keys {
     pub(super) fn derive(id: &SessionId) -> Keys {
-        let hk = Hkdf::<Sha256>::new(None, id.as_str().as_bytes());
+        let hkdf = Hkdf::<Sha256>::new(None, id.as_str().as_bytes());
         let mut data = [0u8; 32];
-        // SHA-256's block size: HMAC uses a key of this length as it is.
-        let mut names = [0u8; 64];
-        // Far below HKDF-SHA256's 8160-byte limit: these cannot fail.
-        let _ = hk.expand(DATA_INFO, &mut data);
-        let _ = hk.expand(NAME_INFO, &mut names);
+        // Far below HKDF-SHA256's 8160-byte limit: cannot fail.
+        let _ = hkdf.expand(DATA_INFO, &mut data);
         Keys {
             data: Aes256Gcm::new(&data.into()),
-            names: <Hmac<Sha256> as KeyInit>::new(&names.into()),
+            hkdf,
+            names: OnceLock::new(),
         }
+    }
+
+    fn names(&self) -> &Hmac<Sha256> {
+        self.names.get_or_init(|| {
+            // SHA-256's block size: HMAC uses a key of this length as it is.
+            let mut names = [0u8; 64];
+            let _ = self.hkdf.expand(NAME_INFO, &mut names);
+            <Hmac<Sha256> as KeyInit>::new(&names.into())
+        })
     }
 
     /// The stored field name of the app's key `name`.
     pub(super) fn field(&self, name: &str) -> Vec<u8> {
-        let mut mac = self.names.clone();
+        let mut mac = self.names().clone();
         mac.update(name.as_bytes());
         let digest = mac.finalize().into_bytes();
         let mut out = Vec::with_capacity(SEALED_PREFIX.len() + digest.len());
