@@ -88,3 +88,34 @@ fn tampered_moved_cut_or_foreign_fields_do_not_open() {
     ));
     assert!(matches!(k.open(&field, Vec::new()), Err(OpenError::Short)));
 }
+
+/// What sealing costs on this CPU (SHA-NI, AES-NI: unlike under callgrind), for docs/redis.md.
+/// Run: `CARGO_PROFILE_RELEASE_LTO=thin CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 cargo test --release
+/// --lib sealing_cost -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn sealing_cost_per_call() {
+    let id = SessionId::generate();
+    let k = Keys::derive(&id);
+    let field = k.field("user");
+    let sealed = k.seal(&field, "user", &json!("bench"), nonces(1)[0]);
+    let n = 200_000;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let k = Keys::derive(std::hint::black_box(&id));
+        let _ = std::hint::black_box(k.open(&field, sealed.clone()));
+    }
+    eprintln!("derive+open: {:?} per read", t.elapsed() / n);
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let k = Keys::derive(std::hint::black_box(&id));
+        let f = k.field("user");
+        let _ = std::hint::black_box(k.seal(&f, "user", &json!("bench"), nonces(1)[0]));
+    }
+    eprintln!("derive+field+seal+nonce: {:?} per write", t.elapsed() / n);
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let _ = std::hint::black_box(std::hint::black_box(&id).handle());
+    }
+    eprintln!("one SHA-256 of the ID (handle): {:?}", t.elapsed() / n);
+}
