@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::wait_until;
+
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
@@ -255,7 +257,8 @@ pub fn wait_for_port(addr: SocketAddr, within: Duration) -> bool {
 }
 
 /// A Redis Cluster of `redis-server --cluster-enabled yes` processes on free ports, joined with
-/// `redis-cli --cluster create`, no replicas. Stopped by PID on drop, like [`RedisServer`].
+/// `redis-cli --cluster create`, no replicas (or one per master: [`RedisCluster::start_replicated`]).
+/// Stopped by PID on drop, like [`RedisServer`].
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
     tls: Option<RedisTlsFiles>,
@@ -271,12 +274,38 @@ const CLUSTER_ARGS: [&str; 6] = [
     "2000",
 ];
 
+/// For the failover cluster: a master that stops answering is marked failed after 1 s, not the
+/// default 15 s, so its replica is promoted within a test's patience.
+const FAILOVER_NODE_TIMEOUT: &str = "1000";
+
 impl RedisCluster {
     pub fn start(masters: usize) -> RedisCluster {
         let nodes = (0..masters)
             .map(|_| RedisServer::start_with(&CLUSTER_ARGS))
             .collect();
-        Self::join(nodes, None)
+        Self::join(nodes, None, 0)
+    }
+
+    /// `masters` masters with one replica each (`--cluster-replicas 1`, so `2 * masters`
+    /// processes), a 1 s `cluster-node-timeout` and `extra` server arguments, returned once every
+    /// replica is in sync.
+    pub fn start_replicated(masters: usize, extra: &[&str]) -> RedisCluster {
+        let mut args = CLUSTER_ARGS.to_vec();
+        args[5] = FAILOVER_NODE_TIMEOUT;
+        args.extend(extra);
+        let nodes = (0..2 * masters)
+            .map(|_| RedisServer::start_with(&args))
+            .collect();
+        let cluster = Self::join(nodes, None, 1);
+        let synced = wait_until(Duration::from_secs(20), || {
+            cluster.replicas().iter().all(|&r| {
+                cluster.nodes[r]
+                    .cli(&["info", "replication"])
+                    .contains("master_link_status:up")
+            })
+        });
+        assert!(synced, "replicas did not sync with their masters");
+        cluster
     }
 
     /// The same over TLS only: clients, the cluster bus (`--tls-cluster yes`) and the addresses
@@ -287,16 +316,16 @@ impl RedisCluster {
         let nodes = (0..masters)
             .map(|_| RedisServer::start_tls(files, false, &extra))
             .collect();
-        Self::join(nodes, Some(files.clone()))
+        Self::join(nodes, Some(files.clone()), 0)
     }
 
-    fn join(nodes: Vec<RedisServer>, tls: Option<RedisTlsFiles>) -> RedisCluster {
+    fn join(nodes: Vec<RedisServer>, tls: Option<RedisTlsFiles>, replicas: u8) -> RedisCluster {
         let out = Command::new("redis-cli")
             .args(tls.iter().flat_map(RedisTlsFiles::cli_args))
             .arg("--cluster")
             .arg("create")
             .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .unwrap();
         assert!(
@@ -308,9 +337,12 @@ impl RedisCluster {
         let cluster = RedisCluster { nodes, tls };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
+            let known = format!("cluster_known_nodes:{}", cluster.nodes.len());
             let ready = cluster.nodes.iter().all(|n| {
                 let info = n.cli(&["cluster", "info"]);
-                info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
+                info.contains("cluster_state:ok")
+                    && info.contains("cluster_slots_ok:16384")
+                    && info.contains(&known)
             });
             if ready {
                 return cluster;
