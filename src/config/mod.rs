@@ -39,8 +39,8 @@ pub use error::ConfigError;
 pub use listen::resolve_socket_addr;
 pub use redact::redact_url_str;
 pub use schema::{
-    AssertionConfig, Driver, LimitsConfig, RedisConfig, SameSite, SessionConfig, TlsConfig,
-    UpstreamConfig,
+    AssertionConfig, Driver, LimitsConfig, RedisConfig, SameSite, SentinelConfig, SessionConfig,
+    TlsConfig, UpstreamConfig,
 };
 
 use listen::Listeners;
