@@ -159,12 +159,20 @@ pub struct SentinelConfig {
     #[serde(default)]
     pub nodes: Vec<String>,
     /// For the primary (`requirepass`, or an ACL user's with `username`).
-    #[serde(default, serialize_with = "redact_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "redact_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub password: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     /// For the sentinels themselves, when they require one (`requirepass` in sentinel.conf).
-    #[serde(default, serialize_with = "redact_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "redact_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sentinel_password: Option<String>,
     /// After each session write, `WAIT` this many replicas (up to 100 ms) before answering, so an
     /// acknowledged write survives a failover. Absent: no `WAIT`.

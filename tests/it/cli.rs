@@ -618,7 +618,10 @@ fn check_says_redis_url_is_ignored_with_sentinel() {
     );
     let (code, out, err) = run_cli(&yaml, &["check"], &[]);
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
-    assert!(err.contains("redis.url") && err.contains("ignored"), "{err}");
+    assert!(
+        err.contains("redis.url") && err.contains("ignored"),
+        "{err}"
+    );
     assert!(out.contains("master: mymaster"), "{out}");
     assert!(!format!("{out}{err}").contains("-secret"), "{out}{err}");
 }

@@ -102,7 +102,10 @@ async fn promoted(set: &RedisSentinels, within: Duration) -> Instant {
         if port == Some(replica) {
             return Instant::now();
         }
-        assert!(Instant::now() < deadline, "Sentinel did not promote the replica");
+        assert!(
+            Instant::now() < deadline,
+            "Sentinel did not promote the replica"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -161,7 +164,7 @@ async fn primary_killed_sentinel_promotes_the_replica_and_the_proxy_follows() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::Relaxed);
     stream.await.unwrap();
-    let shots = shots.lock().unwrap();
+    let shots = std::mem::take(&mut *shots.lock().unwrap());
 
     check_stream(&shots, &writer, killed, promoted);
     let first_503 = shots.iter().find(|s| s.status == 503).unwrap().answered;
@@ -183,10 +186,7 @@ async fn primary_killed_sentinel_promotes_the_replica_and_the_proxy_follows() {
         assert_eq!(d.get("n"), Some(&Value::from(i)), "{d:?}");
     }
     let last = shots.iter().rev().find(|s| s.status == 200).unwrap().value;
-    assert_eq!(
-        data(addr, &writer).await.get("n"),
-        Some(&Value::from(last))
-    );
+    assert_eq!(data(addr, &writer).await.get("n"), Some(&Value::from(last)));
     assert!(proxy.wait_for_log("asking the sentinels again", Duration::from_secs(1)));
     // The new primary has no replica left: WAIT times out, is logged, and writes still answer.
     assert!(proxy.wait_for_log("fewer replicas", Duration::from_secs(1)));

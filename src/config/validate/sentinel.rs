@@ -27,7 +27,7 @@ pub(super) fn validate(r: &RedisConfig, s: &SentinelConfig) -> Result<(), Config
         ));
     }
     for (i, node) in s.nodes.iter().enumerate() {
-        host_port(node)
+        SentinelConfig::host_port(node)
             .map_err(|why| ConfigError::field(format!("redis.sentinel.nodes[{i}]"), why))?;
     }
     wait_replicas(r, s)?;
@@ -63,22 +63,25 @@ fn wait_replicas(r: &RedisConfig, s: &SentinelConfig) -> Result<(), ConfigError>
     }
 }
 
-/// `host:port` (`[v6]:port` for IPv6), the form the sentinels' own config uses.
-fn host_port(node: &str) -> Result<(), String> {
-    let bad = || format!("{node:?} is not host:port");
-    if node.contains("://") {
-        return Err(format!("{node:?}: give host:port, not a URL"));
-    }
-    let (host, port) = node.rsplit_once(':').ok_or_else(bad)?;
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if host.is_empty() || host.contains(':') && !node.starts_with('[') {
-        return Err(bad());
-    }
-    match port.parse::<u16>() {
-        Ok(p) if p > 0 => Ok(()),
-        _ => Err(format!("{node:?}: the port must be 1-65535")),
+impl SentinelConfig {
+    /// A sentinel's address, `host:port` (`[v6]:port` for IPv6), the form the sentinels' own
+    /// config uses; the error says what is wrong with it.
+    pub fn host_port(node: &str) -> Result<(&str, u16), String> {
+        let bad = || format!("{node:?} is not host:port");
+        if node.contains("://") {
+            return Err(format!("{node:?}: give host:port, not a URL"));
+        }
+        let (host, port) = node.rsplit_once(':').ok_or_else(bad)?;
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if host.is_empty() || host.contains(':') && !node.starts_with('[') {
+            return Err(bad());
+        }
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 => Ok((host, p)),
+            _ => Err(format!("{node:?}: the port must be 1-65535")),
+        }
     }
 }

@@ -100,25 +100,57 @@ fn sentinel_rules_name_the_field() {
     let cases = [
         ("nodes: [\"a:1\"]", "", "redis.sentinel.master"),
         ("master: m", "", "redis.sentinel.nodes"),
-        ("master: m, nodes: [\"a:1\", \"b\"]", "", "redis.sentinel.nodes[1]"),
-        ("master: m, nodes: [\"redis://a:1\"]", "", "redis.sentinel.nodes[0]"),
+        (
+            "master: m, nodes: [\"a:1\", \"b\"]",
+            "",
+            "redis.sentinel.nodes[1]",
+        ),
+        (
+            "master: m, nodes: [\"redis://a:1\"]",
+            "",
+            "redis.sentinel.nodes[0]",
+        ),
         ("master: m, nodes: [\"a:0\"]", "", "redis.sentinel.nodes[0]"),
-        ("master: m, nodes: [\"::1:5\"]", "", "redis.sentinel.nodes[0]"),
-        ("master: m, nodes: [\"a:1\"], wait_replicas: 0", "", "redis.sentinel.wait_replicas"),
-        ("master: m, nodes: [\"a:1\"], port: 1", "", "redis.sentinel.port"),
+        (
+            "master: m, nodes: [\"::1:5\"]",
+            "",
+            "redis.sentinel.nodes[0]",
+        ),
+        (
+            "master: m, nodes: [\"a:1\"], wait_replicas: 0",
+            "",
+            "redis.sentinel.wait_replicas",
+        ),
+        (
+            "master: m, nodes: [\"a:1\"], port: 1",
+            "",
+            "redis.sentinel.port",
+        ),
         (GOOD, "  cluster: [\"redis://a:1\"]\n", "redis.sentinel"),
         (GOOD, "  ca: ca.pem\n", "redis.ca"),
         (GOOD, "  client_cert: c.pem\n", "redis.client_cert"),
         (GOOD, "  timeout: 0s\n", "redis.timeout"),
     ];
     for (fields, redis, field) in cases {
-        assert_eq!(err_field(&sentinel(fields, redis), &[]), field, "{fields} {redis}");
+        assert_eq!(
+            err_field(&sentinel(fields, redis), &[]),
+            field,
+            "{fields} {redis}"
+        );
     }
     // WAIT alone may take 100 ms, so the bound on each operation must leave room for it.
     let yaml = sentinel(&format!("{GOOD}, wait_replicas: 1"), "  timeout: 100ms\n");
     assert_eq!(err_field(&yaml, &[]), "redis.sentinel.wait_replicas");
     let yaml = sentinel(&format!("{GOOD}, wait_replicas: 1"), "  timeout: 101ms\n");
-    assert_eq!(load(&yaml, &[]).unwrap().redis.sentinel.unwrap().wait_replicas, Some(1));
+    assert_eq!(
+        load(&yaml, &[])
+            .unwrap()
+            .redis
+            .sentinel
+            .unwrap()
+            .wait_replicas,
+        Some(1)
+    );
 }
 
 #[test]

@@ -393,7 +393,9 @@ impl RedisSentinels {
                 .contains("master_link_status:up")
         });
         assert!(linked, "the replica did not sync with the primary");
-        let sentinels = (0..3).map(|_| SentinelProcess::start(primary.port)).collect();
+        let sentinels = (0..3)
+            .map(|_| SentinelProcess::start(primary.port))
+            .collect();
         let set = RedisSentinels {
             primary,
             replica,
@@ -409,7 +411,10 @@ impl RedisSentinels {
                     && field(&master, "num-slaves") == Some("1")
             })
         });
-        assert!(ready, "the sentinels did not find each other and the replica");
+        assert!(
+            ready,
+            "the sentinels did not find each other and the replica"
+        );
         set
     }
 

@@ -49,9 +49,12 @@ impl SentinelSlot {
             .iter()
             .map(|node| address(node))
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| config_error(format!("invalid redis.sentinel.nodes {:?}", config.nodes)))?;
-        let mut builder = SentinelClientBuilder::new(nodes, &config.master, SentinelServerType::Master)
-            .map_err(|e| config_error(format!("invalid redis.sentinel: {e}")))?;
+            .ok_or_else(|| {
+                config_error(format!("invalid redis.sentinel.nodes {:?}", config.nodes))
+            })?;
+        let mut builder =
+            SentinelClientBuilder::new(nodes, &config.master, SentinelServerType::Master)
+                .map_err(|e| config_error(format!("invalid redis.sentinel: {e}")))?;
         if let Some(user) = &config.username {
             builder = builder.set_client_to_redis_username(user);
         }
@@ -132,14 +135,10 @@ fn moved(e: &RedisError) -> bool {
         || e.to_string().contains("READONLY")
 }
 
-/// `host:port` or `[v6]:port` (validated at load) → the crate's address.
+/// A `redis.sentinel.nodes` entry (validated at load) → the crate's address.
 fn address(node: &str) -> Option<ConnectionAddr> {
-    let (host, port) = node.rsplit_once(':')?;
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    Some(ConnectionAddr::Tcp(host.to_owned(), port.parse().ok()?))
+    let (host, port) = SentinelConfig::host_port(node).ok()?;
+    Some(ConnectionAddr::Tcp(host.to_owned(), port))
 }
 
 /// `WAIT n 100` after a write on `conn`: the write is answered once `n` replicas have it, or
