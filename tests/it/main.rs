@@ -20,6 +20,7 @@ mod metrics;
 mod ops;
 mod redis;
 mod redis_failover;
+mod redis_sentinel;
 mod redis_tls;
 mod sessions;
 mod smoke;

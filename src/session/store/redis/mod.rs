@@ -44,6 +44,7 @@ mod connection;
 mod keys;
 mod record;
 mod scripts;
+mod sentinel;
 #[cfg(test)]
 mod tests;
 pub mod tls;
@@ -127,7 +128,7 @@ impl RedisStore {
         }
         let inv = &inv;
         self.conn
-            .run(|mut c| async move { inv.invoke_async(&mut c).await })
+            .run_write(|mut c| async move { inv.invoke_async(&mut c).await })
             .await
     }
 }
@@ -191,7 +192,7 @@ impl SessionStore for RedisStore {
         let inv = &inv;
         let code: i64 = self
             .conn
-            .run(|mut c| async move { inv.invoke_async(&mut c).await })
+            .run_write(|mut c| async move { inv.invoke_async(&mut c).await })
             .await?;
         Ok(match code {
             1 => Write::Stored(session.id.as_str().to_owned()),
@@ -246,7 +247,7 @@ impl SessionStore for RedisStore {
         let key = self.key(id);
         let key = &key;
         self.conn
-            .run(|mut c| async move {
+            .run_write(|mut c| async move {
                 ::redis::cmd("DEL")
                     .arg(key)
                     .query_async::<i64>(&mut c)
