@@ -39,8 +39,8 @@ pub use error::ConfigError;
 pub use listen::resolve_socket_addr;
 pub use redact::redact_url_str;
 pub use schema::{
-    AssertionConfig, Driver, LimitsConfig, RedisConfig, SameSite, SessionConfig, TlsConfig,
-    UpstreamConfig,
+    AssertionConfig, Driver, LimitsConfig, RedisConfig, SameSite, SentinelConfig, SessionConfig,
+    TlsConfig, UpstreamConfig,
 };
 
 use listen::Listeners;
@@ -98,6 +98,9 @@ impl Config {
         for (setting, why) in config.deprecations() {
             tracing::warn!(setting, path = %path.display(), "deprecated setting: {why}");
         }
+        for (setting, why) in config.ignored() {
+            tracing::warn!(setting, path = %path.display(), "setting ignored: {why}");
+        }
         Ok(config)
     }
 
@@ -109,6 +112,20 @@ impl Config {
             found.push((
                 "redis.pool_size",
                 "ignored and safe to remove: one multiplexed connection per Redis node serves every request",
+            ));
+        }
+        found
+    }
+
+    /// Settings the file (or environment) sets that another setting overrides, for the same
+    /// warning: an operator who set both should learn which one is used.
+    pub fn ignored(&self) -> Vec<(&'static str, &'static str)> {
+        let mut found = Vec::new();
+        let redis = self.sessions.driver == Driver::Redis;
+        if redis && self.redis.sentinel.is_some() && self.redis.url != defaults::redis_url() {
+            found.push((
+                "redis.url",
+                "redis.sentinel is set: the sentinels name the primary",
             ));
         }
         found

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::Serializer;
 
-use super::schema::{RedisConfig, SessionConfig};
+use super::schema::{RedisConfig, SentinelConfig, SessionConfig};
 
 pub(super) fn redact<S: Serializer>(secret: &str, s: S) -> Result<S::Ok, S::Error> {
     if secret.is_empty() {
@@ -17,6 +17,10 @@ pub(super) fn redact<S: Serializer>(secret: &str, s: S) -> Result<S::Ok, S::Erro
 
 pub(super) fn redact_all<S: Serializer>(secrets: &[String], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(secrets.iter().map(|_| "<redacted>"))
+}
+
+pub(super) fn redact_opt<S: Serializer>(secret: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    redact(secret.as_deref().unwrap_or(""), s)
 }
 
 /// Hides the password (and ACL user's password) of a Redis URL.
@@ -55,7 +59,18 @@ impl fmt::Debug for RedisConfig {
         f.debug_struct("RedisConfig")
             .field("url", &redact_url_str(&self.url))
             .field("cluster_nodes", &self.cluster.len())
+            .field("sentinel", &self.sentinel)
             .field("key_prefix", &self.key_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for SentinelConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SentinelConfig")
+            .field("master", &self.master)
+            .field("nodes", &self.nodes)
+            .field("wait_replicas", &self.wait_replicas)
             .finish_non_exhaustive()
     }
 }

@@ -12,7 +12,7 @@ use super::defaults;
 use super::duration::{duration_serde, opt_duration_serde};
 use super::listen::ListenAddr;
 use super::parse::{cidr_list, uri_serde};
-use super::redact::{redact, redact_all, redact_url, redact_urls};
+use super::redact::{redact, redact_all, redact_opt, redact_url, redact_urls};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,6 +119,9 @@ pub struct RedisConfig {
     pub url: String,
     #[serde(default, serialize_with = "redact_urls")]
     pub cluster: Vec<String>,
+    /// Redis behind Sentinel: the sentinels name the primary, so `url` is ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<SentinelConfig>,
     #[serde(default = "defaults::key_prefix")]
     pub key_prefix: String,
     #[serde(with = "duration_serde", default = "defaults::redis_timeout")]
@@ -150,6 +153,43 @@ pub struct RedisConfig {
     pub(crate) pool_size_set: bool,
 }
 
+/// `redis.sentinel`: where to ask which server is the primary, and how to log in to both.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SentinelConfig {
+    /// The name the sentinels monitor the primary under (`sentinel monitor NAME ...`).
+    #[serde(default)]
+    pub master: String,
+    /// Sentinel addresses, `host:port`; asked in order until one names a reachable primary.
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    /// For the primary (`requirepass`, or an ACL user's with `username`).
+    #[serde(
+        default,
+        serialize_with = "redact_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// For the sentinels themselves, when they require one (`requirepass` in sentinel.conf).
+    #[serde(
+        default,
+        serialize_with = "redact_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sentinel_password: Option<String>,
+    /// After each session write, `WAIT` this many replicas (up to 100 ms) before answering, so an
+    /// acknowledged write survives a failover. Absent: no `WAIT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_replicas: Option<u32>,
+}
+
+impl SentinelConfig {
+    /// How long `WAIT` waits for replicas after a session write (`WAIT N 100`).
+    pub const WAIT_TIMEOUT: Duration = Duration::from_millis(100);
+}
+
 /// `true` for any value at all: the field is read only to be ignored.
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     serde::de::IgnoredAny::deserialize(d).map(|_| true)
@@ -160,6 +200,7 @@ impl Default for RedisConfig {
         RedisConfig {
             url: defaults::redis_url(),
             cluster: Vec::new(),
+            sentinel: None,
             key_prefix: defaults::key_prefix(),
             pool_size_set: false,
             timeout: defaults::redis_timeout(),

@@ -608,3 +608,20 @@ fn an_unquoted_number_for_a_duration_asks_for_a_unit() {
         "{err}"
     );
 }
+
+/// With `redis.sentinel`, `redis.url` is not used: `check` says so, and shows no password.
+#[test]
+fn check_says_redis_url_is_ignored_with_sentinel() {
+    let yaml = format!(
+        "{}redis:\n  url: redis://10.0.0.9:6379/0\n  sentinel:\n    master: mymaster\n    nodes: [\"127.0.0.1:26379\"]\n    password: primary-secret\n    sentinel_password: sentinel-secret\n",
+        config(SECRET).replace("sessions:\n", "sessions:\n  driver: redis\n")
+    );
+    let (code, out, err) = run_cli(&yaml, &["check"], &[]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        err.contains("redis.url") && err.contains("ignored"),
+        "{err}"
+    );
+    assert!(out.contains("master: mymaster"), "{out}");
+    assert!(!format!("{out}{err}").contains("-secret"), "{out}{err}");
+}

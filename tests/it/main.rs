@@ -20,6 +20,8 @@ mod metrics;
 mod ops;
 mod redis;
 mod redis_at_rest;
+mod redis_failover;
+mod redis_sentinel;
 mod redis_tls;
 mod sessions;
 mod smoke;

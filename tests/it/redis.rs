@@ -7,7 +7,7 @@ use crate::support::*;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-const COOKIE: &str = "session_id";
+pub(crate) const COOKIE: &str = "session_id";
 
 /// Where the test's sessions live: one server or a cluster, inspected with `redis-cli`.
 enum Db {
@@ -72,14 +72,14 @@ impl Db {
 }
 
 /// What the upstream was told the session holds, or None when it was handed no session.
-async fn data(addr: std::net::SocketAddr, cookie: &str) -> Option<Map<String, Value>> {
+pub(crate) async fn data(addr: std::net::SocketAddr, cookie: &str) -> Option<Map<String, Value>> {
     let answer = get_with_cookie(addr, "/who", COOKIE, cookie).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     let text = answer.text();
     (text != "-").then(|| serde_json::from_str(&text).unwrap())
 }
 
-async fn login(addr: std::net::SocketAddr) -> String {
+pub(crate) async fn login(addr: std::net::SocketAddr) -> String {
     let answer = get(addr, "/login", &[]).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     let cookie = answer.cookie(COOKIE).expect("a session cookie");

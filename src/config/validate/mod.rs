@@ -4,6 +4,7 @@
 mod assertion;
 mod limits;
 mod redis;
+mod sentinel;
 mod sessions;
 mod tls;
 mod upstream;

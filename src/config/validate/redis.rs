@@ -4,6 +4,10 @@ use super::super::error::ConfigError;
 use super::super::schema::RedisConfig;
 
 pub(super) fn validate(r: &RedisConfig) -> Result<(), ConfigError> {
+    if let Some(s) = &r.sentinel {
+        // The sentinels name the primary: `redis.url` is not used, so not checked either.
+        return super::sentinel::validate(r, s);
+    }
     if r.cluster.is_empty() {
         check_url("redis.url", &r.url)?;
     }

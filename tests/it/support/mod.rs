@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod clocked;
+mod cluster_failover;
 pub mod proxy;
 pub mod raw;
 pub mod redis;

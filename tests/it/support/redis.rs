@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::wait_until;
+
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
@@ -255,7 +257,8 @@ pub fn wait_for_port(addr: SocketAddr, within: Duration) -> bool {
 }
 
 /// A Redis Cluster of `redis-server --cluster-enabled yes` processes on free ports, joined with
-/// `redis-cli --cluster create`, no replicas. Stopped by PID on drop, like [`RedisServer`].
+/// `redis-cli --cluster create`, no replicas (or one per master: [`RedisCluster::start_replicated`]).
+/// Stopped by PID on drop, like [`RedisServer`].
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
     tls: Option<RedisTlsFiles>,
@@ -271,12 +274,38 @@ const CLUSTER_ARGS: [&str; 6] = [
     "2000",
 ];
 
+/// For the failover cluster: a master that stops answering is marked failed after 1 s, not the
+/// default 15 s, so its replica is promoted within a test's patience.
+const FAILOVER_NODE_TIMEOUT: &str = "1000";
+
 impl RedisCluster {
     pub fn start(masters: usize) -> RedisCluster {
         let nodes = (0..masters)
             .map(|_| RedisServer::start_with(&CLUSTER_ARGS))
             .collect();
-        Self::join(nodes, None)
+        Self::join(nodes, None, 0)
+    }
+
+    /// `masters` masters with one replica each (`--cluster-replicas 1`, so `2 * masters`
+    /// processes), a 1 s `cluster-node-timeout` and `extra` server arguments, returned once every
+    /// replica is in sync.
+    pub fn start_replicated(masters: usize, extra: &[&str]) -> RedisCluster {
+        let mut args = CLUSTER_ARGS.to_vec();
+        args[5] = FAILOVER_NODE_TIMEOUT;
+        args.extend(extra);
+        let nodes = (0..2 * masters)
+            .map(|_| RedisServer::start_with(&args))
+            .collect();
+        let cluster = Self::join(nodes, None, 1);
+        let synced = wait_until(Duration::from_secs(20), || {
+            cluster.replicas().iter().all(|&r| {
+                cluster.nodes[r]
+                    .cli(&["info", "replication"])
+                    .contains("master_link_status:up")
+            })
+        });
+        assert!(synced, "replicas did not sync with their masters");
+        cluster
     }
 
     /// The same over TLS only: clients, the cluster bus (`--tls-cluster yes`) and the addresses
@@ -287,16 +316,16 @@ impl RedisCluster {
         let nodes = (0..masters)
             .map(|_| RedisServer::start_tls(files, false, &extra))
             .collect();
-        Self::join(nodes, Some(files.clone()))
+        Self::join(nodes, Some(files.clone()), 0)
     }
 
-    fn join(nodes: Vec<RedisServer>, tls: Option<RedisTlsFiles>) -> RedisCluster {
+    fn join(nodes: Vec<RedisServer>, tls: Option<RedisTlsFiles>, replicas: u8) -> RedisCluster {
         let out = Command::new("redis-cli")
             .args(tls.iter().flat_map(RedisTlsFiles::cli_args))
             .arg("--cluster")
             .arg("create")
             .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .unwrap();
         assert!(
@@ -308,9 +337,12 @@ impl RedisCluster {
         let cluster = RedisCluster { nodes, tls };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
+            let known = format!("cluster_known_nodes:{}", cluster.nodes.len());
             let ready = cluster.nodes.iter().all(|n| {
                 let info = n.cli(&["cluster", "info"]);
-                info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
+                info.contains("cluster_state:ok")
+                    && info.contains("cluster_slots_ok:16384")
+                    && info.contains(&known)
             });
             if ready {
                 return cluster;
@@ -364,5 +396,150 @@ impl RedisCluster {
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Redis behind Sentinel: a primary, one replica (`--replicaof`) and three `redis-server
+/// --sentinel` processes (quorum 2, `down-after-milliseconds 1000`, `failover-timeout 5000`), all
+/// on free ports, stopped by PID on drop. [`RedisSentinels::start`] returns once the sentinels see
+/// each other and the replica, so a failover can be authorised.
+pub struct RedisSentinels {
+    pub primary: RedisServer,
+    pub replica: RedisServer,
+    pub sentinels: Vec<SentinelProcess>,
+}
+
+/// The name the sentinels monitor the primary under.
+pub const SENTINEL_MASTER: &str = "sp-primary";
+
+impl RedisSentinels {
+    pub fn start() -> RedisSentinels {
+        let primary = RedisServer::start();
+        let port = primary.port.to_string();
+        let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+        let linked = wait_until(Duration::from_secs(10), || {
+            replica
+                .cli(&["info", "replication"])
+                .contains("master_link_status:up")
+        });
+        assert!(linked, "the replica did not sync with the primary");
+        let sentinels = (0..3)
+            .map(|_| SentinelProcess::start(primary.port))
+            .collect();
+        let set = RedisSentinels {
+            primary,
+            replica,
+            sentinels,
+        };
+        // Sentinels find each other and the replica through the primary (hello messages every
+        // 2 s); a failover needs a majority of them to know each other.
+        let ready = wait_until(Duration::from_secs(20), || {
+            set.sentinels.iter().all(|s| {
+                let master = s.cli(&["sentinel", "master", SENTINEL_MASTER]);
+                s.cli(&["sentinel", "ckquorum", SENTINEL_MASTER])
+                    .starts_with("OK 3 ")
+                    && field(&master, "num-slaves") == Some("1")
+            })
+        });
+        assert!(
+            ready,
+            "the sentinels did not find each other and the replica"
+        );
+        set
+    }
+
+    /// `redis.sentinel.nodes` as a YAML flow list.
+    pub fn yaml_nodes(&self) -> String {
+        let nodes: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|s| format!("\"127.0.0.1:{}\"", s.port))
+            .collect();
+        format!("[{}]", nodes.join(", "))
+    }
+
+    /// The primary's port as the first sentinel that answers names it (`None`: none answers).
+    pub fn primary_port(&self) -> Option<u16> {
+        self.sentinels.iter().find_map(|s| {
+            let out = s.cli(&["sentinel", "get-master-addr-by-name", SENTINEL_MASTER]);
+            out.lines().nth(1)?.trim().parse().ok()
+        })
+    }
+}
+
+/// The value of `name` in a `redis-cli` answer that lists a map as alternating lines.
+fn field<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
+    let lines: Vec<&str> = answer.lines().map(str::trim).collect();
+    let at = lines.iter().position(|l| *l == name)?;
+    lines.get(at + 1).copied()
+}
+
+/// One `redis-server --sentinel`, its config file in a tempdir (Sentinel rewrites it).
+pub struct SentinelProcess {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl SentinelProcess {
+    fn start(primary: u16) -> SentinelProcess {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = free_port();
+            let conf = dir.path().join("sentinel.conf");
+            let log = dir.path().join("sentinel.log");
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {log}\n\
+                     sentinel resolve-hostnames no\n\
+                     sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {primary} 2\n\
+                     sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n\
+                     sentinel failover-timeout {SENTINEL_MASTER} 5000\n",
+                    dir = dir.path().display(),
+                    log = log.display(),
+                ),
+            )
+            .unwrap();
+            let mut child = Command::new("redis-server")
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server is installed (apt-get install redis-server)");
+            let up = wait_until(Duration::from_secs(5), || {
+                matches!(child.try_wait(), Ok(None))
+                    && std::fs::read_to_string(&log)
+                        .unwrap_or_default()
+                        .contains("+monitor master")
+            });
+            if up {
+                return SentinelProcess {
+                    port,
+                    child,
+                    _dir: dir,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("could not start redis-server --sentinel");
+    }
+
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for SentinelProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

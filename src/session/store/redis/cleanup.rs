@@ -45,7 +45,7 @@ impl RedisStore {
             .conn
             .run(|c| async move {
                 match c {
-                    Conn::Single(_) => Ok(vec![None]),
+                    Conn::Single(_) | Conn::Primary(_) => Ok(vec![None]),
                     Conn::Cluster(mut cc) => {
                         Ok(masters(&mut cc).await?.into_iter().map(Some).collect())
                     }

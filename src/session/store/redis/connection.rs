@@ -7,26 +7,30 @@
 //! connects in [`Connection::new`]: the proxy starts with Redis down and answers 503 for requests
 //! that need a session until Redis is back. Standalone uses [`ConnectionManager`], which
 //! reconnects on I/O errors; Cluster keeps its connection in a slot that is filled on first
-//! successful use and retried on every request until it is.
+//! successful use and retried on every request until it is; Sentinel asks the sentinels for the
+//! primary the same way, and asks again when an operation says the primary moved (`sentinel.rs`).
 
 use std::future::Future;
 use std::sync::RwLock;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use ::redis::cluster::ClusterClient;
 use ::redis::cluster_async::ClusterConnection;
-use ::redis::{Cmd, RedisFuture, RedisResult, TlsCertificates, Value};
+use ::redis::{Cmd, RedisError, RedisFuture, RedisResult, TlsCertificates, Value};
 
+use super::sentinel::{wait_for_replicas, SentinelSlot};
 use super::{backend_error, config_error, DRIVER};
 use crate::config::RedisConfig;
 use crate::session::store::StoreError;
 
-/// The connection an operation runs on. Both variants multiplex and are cheap to clone.
+/// The connection an operation runs on. Every variant multiplexes and is cheap to clone.
 #[derive(Clone)]
 pub(super) enum Conn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+    /// The primary the sentinels named.
+    Primary(MultiplexedConnection),
 }
 
 impl ::redis::aio::ConnectionLike for Conn {
@@ -34,6 +38,7 @@ impl ::redis::aio::ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Primary(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -46,6 +51,7 @@ impl ::redis::aio::ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Primary(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -53,6 +59,7 @@ impl ::redis::aio::ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
+            Conn::Primary(c) => c.get_db(),
         }
     }
 }
@@ -65,6 +72,8 @@ enum Backend {
     /// changes and reconnects to nodes itself). `connecting` makes concurrent first requests wait
     /// for one attempt instead of each opening their own.
     Cluster(Box<ClusterSlot>),
+    /// Asks the sentinels on first use and whenever the primary seems to have moved.
+    Sentinel(Box<SentinelSlot>),
 }
 
 struct ClusterSlot {
@@ -77,6 +86,8 @@ struct ClusterSlot {
 pub(super) struct Connection {
     backend: Backend,
     timeout: Duration,
+    /// `redis.sentinel.wait_replicas`: `WAIT` for this many replicas after each write.
+    wait_replicas: Option<u32>,
 }
 
 impl Connection {
@@ -85,14 +96,15 @@ impl Connection {
         config: &RedisConfig,
         certs: Option<TlsCertificates>,
     ) -> Result<Connection, StoreError> {
-        let backend = if config.cluster.is_empty() {
-            single(config, certs)?
-        } else {
-            cluster(config, certs)?
+        let backend = match &config.sentinel {
+            Some(s) => Backend::Sentinel(Box::new(SentinelSlot::new(s, config.timeout)?)),
+            None if config.cluster.is_empty() => single(config, certs)?,
+            None => cluster(config, certs)?,
         };
         Ok(Connection {
             backend,
             timeout: config.timeout,
+            wait_replicas: config.sentinel.as_ref().and_then(|s| s.wait_replicas),
         })
     }
 
@@ -101,21 +113,58 @@ impl Connection {
     }
 
     pub(super) async fn get(&self) -> RedisResult<Conn> {
+        self.lease().await.map(|(conn, _)| conn)
+    }
+
+    /// The connection, and for Sentinel which lookup of the primary it came from.
+    async fn lease(&self) -> RedisResult<(Conn, Option<u64>)> {
         let slot = match &self.backend {
-            Backend::Single(m) => return Ok(Conn::Single(m.clone())),
+            Backend::Single(m) => return Ok((Conn::Single(m.clone()), None)),
             Backend::Cluster(slot) => slot,
+            Backend::Sentinel(slot) => {
+                let (conn, generation) = slot.get().await?;
+                return Ok((Conn::Primary(conn), Some(generation)));
+            }
         };
         let cached = || slot.conn.read().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(c) = cached() {
-            return Ok(Conn::Cluster(c));
+            return Ok((Conn::Cluster(c), None));
         }
         let _gate = slot.connecting.lock().await;
         if let Some(c) = cached() {
-            return Ok(Conn::Cluster(c));
+            return Ok((Conn::Cluster(c), None));
         }
         let c = slot.client.get_async_connection().await?;
         *slot.conn.write().unwrap_or_else(|p| p.into_inner()) = Some(c.clone());
-        Ok(Conn::Cluster(c))
+        Ok((Conn::Cluster(c), None))
+    }
+
+    /// Tells the Sentinel slot that an operation on lookup `generation` failed (`None`: timed
+    /// out), so that it can ask the sentinels again.
+    fn failed(&self, generation: Option<u64>, error: Option<&RedisError>) {
+        if let (Backend::Sentinel(slot), Some(generation)) = (&self.backend, generation) {
+            slot.failed(generation, error);
+        }
+    }
+
+    /// [`Connection::run`] for an operation that writes a session: with
+    /// `redis.sentinel.wait_replicas`, followed by `WAIT` on the same connection, so that the
+    /// write is on the replicas before the client hears it was stored.
+    pub(super) async fn run_write<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let Some(n) = self.wait_replicas else {
+            return self.run(op).await;
+        };
+        let op = &op;
+        self.run(move |mut conn| async move {
+            let written = op(conn.clone()).await?;
+            wait_for_replicas(&mut conn, n).await?;
+            Ok(written)
+        })
+        .await
     }
 
     /// Runs `op` within `redis.timeout`. A refused connection means nothing was sent, so it is
@@ -126,25 +175,37 @@ impl Connection {
         F: Fn(Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
+        // Which Sentinel lookup the last try ran on, for a timeout that cuts the try off.
+        let mut leased = None;
         let attempt = async {
             let mut tries = 0;
             loop {
                 tries += 1;
-                let result = match self.get().await {
-                    Ok(conn) => op(conn).await,
+                let result = match self.lease().await {
+                    Ok((conn, generation)) => {
+                        leased = generation;
+                        op(conn).await
+                    }
                     Err(e) => Err(e),
                 };
+                if let Err(e) = &result {
+                    self.failed(leased, Some(e));
+                }
                 match result {
                     Err(e) if tries < 2 && e.is_connection_refusal() => continue,
                     other => return other,
                 }
             }
         };
-        match tokio::time::timeout(self.timeout, attempt).await {
+        let outcome = tokio::time::timeout(self.timeout, attempt).await;
+        match outcome {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) if e.is_timeout() => Err(self.timed_out(self.timeout)),
             Ok(Err(e)) => Err(backend_error(e)),
-            Err(_) => Err(self.timed_out(self.timeout)),
+            Err(_) => {
+                self.failed(leased, None);
+                Err(self.timed_out(self.timeout))
+            }
         }
     }
 

@@ -53,6 +53,7 @@ mod keys;
 mod record;
 mod scripts;
 mod seal;
+mod sentinel;
 #[cfg(test)]
 mod tests;
 pub mod tls;
@@ -143,7 +144,8 @@ impl RedisStore {
         }
     }
 
-    /// Runs `script` against `keys` with `args`: one `EVALSHA`.
+    /// Runs the write `script` against `keys` with `args`: one `EVALSHA` (then `WAIT` when
+    /// `redis.sentinel.wait_replicas` asks for it).
     async fn run(&self, script: &Script, keys: &[String], args: Args) -> Result<i64, StoreError> {
         let mut inv = script.prepare_invoke();
         for key in keys {
@@ -154,7 +156,7 @@ impl RedisStore {
         }
         let inv = &inv;
         self.conn
-            .run(|mut c| async move { inv.invoke_async(&mut c).await })
+            .run_write(|mut c| async move { inv.invoke_async(&mut c).await })
             .await
     }
 }
@@ -283,7 +285,7 @@ impl SessionStore for RedisStore {
         let key = self.key(id);
         let key = &key;
         self.conn
-            .run(|mut c| async move {
+            .run_write(|mut c| async move {
                 ::redis::cmd("DEL")
                     .arg(key)
                     .query_async::<i64>(&mut c)
