@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Instructions per proxied request of one or more release builds, counted by valgrind's callgrind:
 # deterministic, so an A/B of two builds is exact even on a busy machine where wall-clock
-# throughput is noise. Each build runs alone (workers: 1, cookie store unless DRIVER=memory) in
-# front of the nginx upstream; after 500 warm-up requests the counters are zeroed, N requests
+# throughput is noise. Each build runs alone (workers: 1, cookie store unless DRIVER=memory or
+# DRIVER=redis, the latter against a redis-server of its own on a free port) in front of the nginx
+# upstream; after 500 warm-up requests the counters are zeroed, N requests
 # (h2load --h1, 10 connections, each with a valid session cookie) are counted, and the total is
 # divided by N. With two builds it also prints the functions whose own cost moved most.
 #   benches/instructions.sh OLD_BINARY NEW_BINARY
+# An argument `VAR=VALUE,...@BINARY` runs BINARY with those environment variables, which override
+# settings (docs/configuration.md): one binary, two configurations, e.g.
+#   DRIVER=redis benches/instructions.sh REDIS_ENCRYPT=false@BIN REDIS_ENCRYPT=true@BIN
 # Caveat: valgrind hides SHA-NI and other newer instructions from the program, so code that has a
 # hardware path (sha2's SHA-256) is counted in its portable form, costlier than on this CPU.
 set -euo pipefail
@@ -22,14 +26,26 @@ trap cleanup EXIT
 . benches/common.sh
 UP=$(free_port)
 start_upstream "$UP"
+redis_yaml=""
+if [ "${DRIVER:-}" = redis ]; then
+  RP=$(free_port)
+  redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
+    --logfile "$work/redis.log" &
+  pids+=($!)
+  wait_port "$RP"
+  redis_yaml=$(printf 'redis:\n  url: redis://127.0.0.1:%s/0\n' "$RP")
+fi
 outs=()
 i=0
-for bin in "$@"; do
+for spec in "$@"; do
+  bin=${spec##*@}
+  vars=()
+  [ "$spec" = "$bin" ] || IFS=, read -r -a vars <<<"${spec%@*}"
   port=$(free_port)
   secret=$("$bin" keygen)
-  printf 'listen: 127.0.0.1:%s\nupstream:\n  url: http://127.0.0.1:%s\nsessions:\n  driver: %s\n  secret: "%s"\n  secure: false\nlimits:\n  workers: 1\n  header_read_timeout: 60s\n' \
-    "$port" "$UP" "${DRIVER:-cookie}" "$secret" > "$work/p$i.yaml"
-  RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$work/cg$i.%p" \
+  printf 'listen: 127.0.0.1:%s\nupstream:\n  url: http://127.0.0.1:%s\nsessions:\n  driver: %s\n  secret: "%s"\n  secure: false\nlimits:\n  workers: 1\n  header_read_timeout: 60s\n%s\n' \
+    "$port" "$UP" "${DRIVER:-cookie}" "$secret" "$redis_yaml" > "$work/p$i.yaml"
+  env ${vars[@]+"${vars[@]}"} RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$work/cg$i.%p" \
     "$bin" --config "$work/p$i.yaml" serve 2>"$work/vg$i.log" &
   vg=$!
   WAIT_TRIES=1200 wait_port "$port"

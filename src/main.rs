@@ -223,9 +223,20 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
     print!("{}", config.to_redacted_yaml());
     eprintln!("session-proxy: {} is valid", path.display());
     if config.sessions.driver == session_proxy::config::Driver::Redis {
+        eprintln!("session-proxy: {}", redis_layout(config.redis.encrypt));
         runtime()?.block_on(warn_if_store_unreachable(&config));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `check` says of the Redis layout: operators migrating to or from sealing need to know
+/// which one writes will produce (docs/redis.md, Encryption at rest).
+fn redis_layout(encrypt: bool) -> &'static str {
+    if encrypt {
+        "Redis layout: sealed (redis.encrypt: true): session data and key names are encrypted; readable sessions are sealed on their next request"
+    } else {
+        "Redis layout: readable (redis.encrypt: false): session data is stored as JSON; sealed sessions are rewritten readable on their next write"
+    }
 }
 
 /// The `/readyz` URL `health` asks. With `--url` the config is not needed (nor loaded): a probe

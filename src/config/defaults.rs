@@ -50,6 +50,10 @@ pub fn upgrades() -> Vec<String> {
 pub fn max_response_headers() -> usize {
     256
 }
+/// Sealed at rest unless the operator opts out: a Redis copy is the common leak.
+pub fn redis_encrypt() -> bool {
+    true
+}
 pub fn redis_timeout() -> Duration {
     Duration::from_millis(500)
 }

@@ -136,6 +136,11 @@ pub struct RedisConfig {
     /// The private key (PEM) of `client_cert`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_key: Option<PathBuf>,
+    /// Seal every session's data in Redis under keys derived from its ID (see
+    /// `session::store::redis::seal`), so a dump of Redis reveals no data and no key names.
+    /// `false` writes the readable layout for operators who inspect sessions in Redis.
+    #[serde(default = "defaults::redis_encrypt")]
+    pub encrypt: bool,
     /// Whether the file still sets the deprecated `pool_size`. It never did anything (one
     /// multiplexed connection per node is the design, see `session::store::redis`); a file that
     /// sets it keeps loading, with a warning, whatever the value.
@@ -202,6 +207,7 @@ impl Default for RedisConfig {
             ca: None,
             client_cert: None,
             client_key: None,
+            encrypt: defaults::redis_encrypt(),
         }
     }
 }

@@ -19,6 +19,7 @@ mod limits;
 mod metrics;
 mod ops;
 mod redis;
+mod redis_at_rest;
 mod redis_failover;
 mod redis_sentinel;
 mod redis_tls;

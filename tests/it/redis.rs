@@ -53,6 +53,16 @@ impl Db {
         keys
     }
 
+    /// The store the proxy would build, for reading sealed sessions back in the test.
+    fn store(&self) -> session_proxy::session::store::redis::RedisStore {
+        let mut cfg = session_proxy::config::RedisConfig::default();
+        match self {
+            Db::Single(r) => cfg.url = r.url(),
+            Db::Cluster(c) => cfg.cluster = c.urls(),
+        }
+        session_proxy::session::store::redis::RedisStore::new(&cfg, None).unwrap()
+    }
+
     fn server(&mut self) -> &mut RedisServer {
         match self {
             Db::Single(r) => r,
@@ -89,11 +99,22 @@ fn pttl(db: &Db, key: &str) -> i64 {
     db.cli(&["pttl", key]).trim().parse().unwrap()
 }
 
-/// Set, read, delete, regenerate, clear: the whole protocol, plus what lands in Redis.
-async fn core_flows(db: &Db) {
+/// The session data the store holds for `cookie`, read through the store (sealed or not).
+async fn stored(db: &Db, cookie: &str) -> Map<String, Value> {
+    use session_proxy::session::store::{now_millis, Lookup, SessionStore};
+    match db.store().load(cookie, now_millis()).await.unwrap() {
+        Lookup::Found { session, .. } => (*session.data).clone(),
+        other => panic!("no session: {other:?}"),
+    }
+}
+
+/// Set, read, delete, regenerate, clear: the whole protocol, plus what lands in Redis, in the
+/// readable layout (`encrypt` false) or the sealed one.
+async fn core_flows(db: &Db, encrypt: bool) {
     let up = path_driven_app().await;
     let proxy = db
         .proxy(&up)
+        .set("redis.encrypt", &encrypt.to_string())
         .set("sessions.max_age", "1h")
         .set("sessions.idle_timeout", "10m")
         .start();
@@ -109,7 +130,13 @@ async fn core_flows(db: &Db) {
     let key = &keys[0];
     let dump = db.cli(&["hgetall", key]);
     assert!(!dump.contains(&cookie) && !key.contains(&cookie));
-    assert!(dump.contains("d:user"), "{dump}");
+    if encrypt {
+        assert!(!dump.contains("user") && !dump.contains("Ann"), "{dump}");
+        assert_eq!(db.cli(&["hget", key, "m:v"]).trim(), "2");
+    } else {
+        assert!(dump.contains("d:user"), "{dump}");
+        assert_eq!(db.cli(&["hexists", key, "m:v"]).trim(), "0");
+    }
     let ttl = pttl(db, key);
     assert!((590_000..=600_000).contains(&ttl), "pttl {ttl}");
 
@@ -145,10 +172,14 @@ async fn core_flows(db: &Db) {
     );
 }
 
-/// 100 concurrent requests of one session, each setting its own key: no lost update.
-async fn concurrent_keys(db: &Db) {
+/// 100 concurrent requests of one session, each setting its own key: no lost update, in either
+/// layout.
+async fn concurrent_keys(db: &Db, encrypt: bool) {
     let up = path_driven_app().await;
-    let proxy = db.proxy(&up).start();
+    let proxy = db
+        .proxy(&up)
+        .set("redis.encrypt", &encrypt.to_string())
+        .start();
     let addr = proxy.addr;
     let cookie = login(addr).await;
     let mut tasks = Vec::new();
@@ -166,6 +197,24 @@ async fn concurrent_keys(db: &Db) {
     // Read back from Redis: the test upstream (hyper, 100 headers at most) cannot take the 100+
     // X-Session-<key> headers the proxy would send it for this session.
     let key = expected_key("session:", &cookie);
+    if encrypt {
+        let data = stored(db, &cookie).await;
+        for i in 0..100 {
+            assert_eq!(
+                data.get(&format!("k{i}")),
+                Some(&Value::from(i)),
+                "k{i} lost"
+            );
+        }
+        assert_eq!(data.get("user"), Some(&Value::from("Ann")));
+        assert_eq!(data.len(), 101);
+        assert_eq!(
+            db.cli(&["hlen", &key]).trim(),
+            "105",
+            "101 sealed + 3 meta + m:v"
+        );
+        return;
+    }
     let dump = db.cli(&["hgetall", &key]);
     let lines: Vec<&str> = dump.lines().collect();
     let fields: std::collections::HashMap<&str, &str> =
@@ -225,12 +274,15 @@ impl CliYaml for TestProxy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn standalone_set_read_delete_regenerate_clear() {
-    core_flows(&Db::single()).await;
+    let db = Db::single();
+    core_flows(&db, false).await;
+    core_flows(&db, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn standalone_concurrent_updates_all_land() {
-    concurrent_keys(&Db::single()).await;
+    concurrent_keys(&Db::single(), false).await;
+    concurrent_keys(&Db::single(), true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -241,8 +293,10 @@ async fn standalone_cleanup_counts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cluster_core_concurrency_and_cleanup() {
     let db = Db::cluster();
-    core_flows(&db).await;
-    concurrent_keys(&db).await;
+    core_flows(&db, false).await;
+    core_flows(&db, true).await;
+    concurrent_keys(&db, false).await;
+    concurrent_keys(&db, true).await;
     // Leave only what cleanup_counts creates.
     for key in db.keys("session:*") {
         db.cli(&["del", &key]);
@@ -386,17 +440,26 @@ async fn proxy_starts_with_redis_down_and_recovers() {
 async fn check_with_redis_down_warns_and_exits_zero() {
     let up = path_driven_app().await;
     let dead = dead_addr();
-    let yaml = ProxyBuilder::new(&up.url())
-        .driver("redis")
-        .set("redis.url", &format!("\"redis://app:hunter2@{dead}/0\""))
-        .yaml();
-    let (code, stdout, stderr) = run_cli(&yaml, &["check"], &[]);
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(
-        stderr.contains("warning: session store unreachable"),
-        "{stderr}"
-    );
-    assert!(!stdout.contains("hunter2") && !stderr.contains("hunter2"));
+    // It also says which layout writes produce (docs/redis.md, Encryption at rest).
+    for (encrypt, layout) in [
+        ("true", "Redis layout: sealed (redis.encrypt: true)"),
+        ("false", "Redis layout: readable (redis.encrypt: false)"),
+    ] {
+        let yaml = ProxyBuilder::new(&up.url())
+            .driver("redis")
+            .set("redis.url", &format!("\"redis://app:hunter2@{dead}/0\""))
+            .set("redis.encrypt", encrypt)
+            .yaml();
+        let (code, stdout, stderr) = run_cli(&yaml, &["check"], &[]);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert!(
+            stderr.contains("warning: session store unreachable"),
+            "{stderr}"
+        );
+        assert!(!stdout.contains("hunter2") && !stderr.contains("hunter2"));
+        assert!(stderr.contains(layout), "{stderr}");
+        assert!(stdout.contains(&format!("encrypt: {encrypt}")), "{stdout}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -103,6 +103,8 @@ pub const SETTINGS: &[Setting] = &[
         "client certificate chain (PEM) for `tls-auth-clients yes`, with `redis.client_key`"),
     var("REDIS_CLIENT_KEY", "redis.client_key", Text,
         "the private key (PEM) of `redis.client_cert`"),
+    var("REDIS_ENCRYPT", "redis.encrypt", Scalar,
+        "seal session data and key names in Redis under keys derived from the session ID (`false`: readable layout)"),
     file_only("redis.pool_size",
         "deprecated and ignored: one multiplexed connection per node serves every request; a file that sets it loads with a warning"),
     var("SESSION_PROXY_TLS_CERT", "tls.cert", Text,

@@ -4,28 +4,36 @@
 //!
 //! The cookie carries only the session ID. Redis never sees it: a session lives under
 //! `key_prefix + "{" + hex(d[0]) + "}" + hex(d[1..])`, where `d = SHA-256(id)`, so a dump of Redis
-//! (a backup, `MONITOR`, a replica) yields no usable cookie. The hash holds `d:<key>` fields with
-//! the JSON value of each session key and three meta fields (`m:c` created, `m:s` last seen,
-//! `m:e` absolute expiry, all Unix milliseconds); none of them contains the ID.
+//! (a backup, `MONITOR`, a replica) yields no usable cookie. The hash holds three meta fields
+//! (`m:c` created, `m:s` last seen, `m:e` absolute expiry, all Unix milliseconds, readable so that
+//! `cleanup` can judge a session) and one field per session key: with `redis.encrypt` (the
+//! default) sealed under keys derived from the ID (`seal.rs`, marker `m:v` = `2`), so the dump
+//! yields no data and no key names either; without it `d:<key>` = the JSON value. See `record.rs`.
 //!
 //! The `{xx}` hash tag is the first digest byte. Redis Cluster hashes only the tag, so a session
 //! and its regenerated successor can be put in the same slot by drawing new IDs until the first
 //! digest byte matches ([`RedisStore::generate_id`], ~256 SHA-256s on average). That makes
-//! regenerate one atomic script (`RENAME` inside `EVALSHA`) in Cluster as in standalone, and the
-//! 256 tags still spread sessions over every master. Standalone uses the same layout so there is
-//! one code path to test.
+//! regenerate one atomic script (`RENAME`, or when sealed a rebuild under the new ID's keys, inside
+//! `EVALSHA`) in Cluster as in standalone, and the 256 tags still spread sessions over every
+//! master. Standalone uses the same layout so there is one code path to test.
 //!
 //! # Writes
 //!
 //! Every write is one `EVALSHA` of a script in `scripts/` (the crate loads it on `NOSCRIPT`).
 //! `update` applies the response's delta (`HDEL`/`HSET` of the touched fields only), so two
 //! concurrent requests that change different keys both land; the script checks `EXISTS` first, so
-//! a session destroyed concurrently is not resurrected. Every write sets the key's TTL to the
-//! session's remaining lifetime, computed in Rust by the one expiry rule ([`super::expiry`]) and
-//! passed to the script; the script keeps the TTL instead when the stored `last_seen` is later
-//! than the write's, so a concurrent writer with an older `last_seen` cannot shorten it. Loads are
-//! one `HGETALL` and check the stored timestamps too, so a key that outlived its deadline (lost
-//! TTL, clock step) is never served; the sweep script gets the rule's cut-offs the same way.
+//! a session destroyed concurrently is not resurrected. A hash in the other layout than the
+//! configured one (plaintext from before `redis.encrypt`, or sealed after it was turned off) makes
+//! `update` answer so, and the write becomes `rewrite`: the whole session, in the configured
+//! layout, in one script. With `encrypt` on, loading a readable hash asks the layer to write it
+//! back (`reseal`), so sessions that are only read are sealed too.
+//!
+//! Every write sets the key's TTL to the session's remaining lifetime, computed in Rust by the one
+//! expiry rule ([`super::expiry`]) and passed to the script; the script keeps the TTL instead when
+//! the stored `last_seen` is later than the write's, so a concurrent writer with an older
+//! `last_seen` cannot shorten it. Loads are one `HGETALL` and check the stored timestamps too, so
+//! a key that outlived its deadline (lost TTL, clock step) is never served; the sweep script gets
+//! the rule's cut-offs the same way.
 //!
 //! # Connections and failure
 //!
@@ -44,18 +52,20 @@ mod connection;
 mod keys;
 mod record;
 mod scripts;
+mod seal;
 mod sentinel;
 #[cfg(test)]
 mod tests;
 pub mod tls;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use ::redis::{RedisError, Script};
 
 use self::connection::Connection;
-use self::scripts::SCRIPTS;
+use self::record::{Decoded, Layout};
+use self::scripts::{Args, Change, OTHER_LAYOUT, SCRIPTS};
+use self::seal::Keys;
 use super::*;
 use crate::config::RedisConfig;
 
@@ -86,6 +96,8 @@ pub struct RedisStore {
     conn: Connection,
     prefix: String,
     idle_timeout: Option<Duration>,
+    /// `redis.encrypt`: writes produce the sealed layout.
+    encrypt: bool,
 }
 
 impl RedisStore {
@@ -102,6 +114,7 @@ impl RedisStore {
             conn: Connection::new(config, certs)?,
             prefix: config.key_prefix.clone(),
             idle_timeout,
+            encrypt: config.encrypt,
         })
     }
 
@@ -110,20 +123,35 @@ impl RedisStore {
         keys::key(&self.prefix, id)
     }
 
-    /// Runs a script built on the shared `apply` function against `keys`, with the delta's ARGV.
-    async fn run_apply(
+    /// The keys a write under `id` seals with, when it seals: derived once per store call.
+    fn write_keys(&self, id: &SessionId) -> Option<Keys> {
+        self.encrypt.then(|| Keys::derive(id))
+    }
+
+    fn change<'a>(
         &self,
-        script: &Script,
-        keys: &[String],
-        session: &Session,
-        delta: Delta<'_>,
+        session: &'a Session,
+        delta: Delta<'a>,
         now: Millis,
-    ) -> Result<i64, StoreError> {
+        keys: Option<&'a Keys>,
+    ) -> Change<'a> {
+        Change {
+            session,
+            delta,
+            now,
+            idle: self.idle_timeout,
+            layout: layout(keys),
+        }
+    }
+
+    /// Runs the write `script` against `keys` with `args`: one `EVALSHA` (then `WAIT` when
+    /// `redis.sentinel.wait_replicas` asks for it).
+    async fn run(&self, script: &Script, keys: &[String], args: Args) -> Result<i64, StoreError> {
         let mut inv = script.prepare_invoke();
         for key in keys {
             inv.key(key);
         }
-        for a in scripts::apply_args(session, delta, now, self.idle_timeout) {
+        for a in args {
             inv.arg(a);
         }
         let inv = &inv;
@@ -131,6 +159,10 @@ impl RedisStore {
             .run_write(|mut c| async move { inv.invoke_async(&mut c).await })
             .await
     }
+}
+
+fn layout(keys: Option<&Keys>) -> Layout<'_> {
+    keys.map_or(Layout::Readable, Layout::Sealed)
 }
 
 impl SessionStore for RedisStore {
@@ -160,7 +192,8 @@ impl SessionStore for RedisStore {
             return Ok(Lookup::Rejected(Reject::Tampered));
         };
         let key = self.key(&id);
-        let fields: HashMap<String, String> = self
+        // Bytes, not strings: a sealed hash's names and values are binary.
+        let fields: Vec<(Vec<u8>, Vec<u8>)> = self
             .conn
             .run(|mut c| {
                 let key = &key;
@@ -170,29 +203,31 @@ impl SessionStore for RedisStore {
         if fields.is_empty() {
             return Ok(Lookup::Rejected(Reject::Unknown));
         }
-        let Some(session) = record::decode(id, fields) else {
-            return Ok(Lookup::Rejected(Reject::Unknown));
+        let (session, sealed) = match record::decode(id, fields) {
+            Decoded::Found { session, sealed } => (session, sealed),
+            Decoded::Incomplete => return Ok(Lookup::Rejected(Reject::Unknown)),
+            Decoded::Tampered(e) => {
+                // The key, not the ID: the log must not hand out the credential it protects.
+                tracing::warn!(key = %key, error = %e, "refused a session whose sealed data does not open");
+                return Ok(Lookup::Rejected(Reject::Tampered));
+            }
         };
         if !session.is_live(now, self.idle_timeout) {
             return Ok(Lookup::Rejected(Reject::Expired));
         }
         Ok(Lookup::Found {
             session,
-            reseal: false,
+            // A readable hash while sealing: write it back sealed even if this request changes
+            // nothing, so that sessions that are only read leave the plaintext too.
+            reseal: self.encrypt && !sealed,
         })
     }
 
     async fn create(&self, session: &Session, now: Millis) -> Result<Write, StoreError> {
-        let key = self.key(&session.id);
-        let mut inv = SCRIPTS.create.prepare_invoke();
-        inv.key(&key);
-        for a in scripts::create_args(session, now, self.idle_timeout) {
-            inv.arg(a);
-        }
-        let inv = &inv;
-        let code: i64 = self
-            .conn
-            .run_write(|mut c| async move { inv.invoke_async(&mut c).await })
+        let keys = self.write_keys(&session.id);
+        let args = scripts::create_args(session, now, self.idle_timeout, layout(keys.as_ref()));
+        let code = self
+            .run(&SCRIPTS.create, &[self.key(&session.id)], args)
             .await?;
         Ok(match code {
             1 => Write::Stored(session.id.as_str().to_owned()),
@@ -206,15 +241,17 @@ impl SessionStore for RedisStore {
         delta: Delta<'_>,
         now: Millis,
     ) -> Result<Write, StoreError> {
-        let code = self
-            .run_apply(
-                &SCRIPTS.update,
-                &[self.key(&session.id)],
-                session,
-                delta,
-                now,
-            )
+        let keys = self.write_keys(&session.id);
+        let change = self.change(session, delta, now, keys.as_ref());
+        let key = [self.key(&session.id)];
+        let mut code = self
+            .run(&SCRIPTS.update, &key, change.update_args())
             .await?;
+        if code == OTHER_LAYOUT {
+            code = self
+                .run(&SCRIPTS.rewrite, &key, change.whole_args())
+                .await?;
+        }
         Ok(match code {
             1 => Write::Stored(session.id.as_str().to_owned()),
             _ => Write::Gone,
@@ -233,9 +270,10 @@ impl SessionStore for RedisStore {
             return Ok(Write::Collision);
         }
         let keys = [self.key(old), self.key(&session.id)];
-        let code = self
-            .run_apply(&SCRIPTS.regenerate, &keys, session, delta, now)
-            .await?;
+        // The whole session goes along: a sealed one is rebuilt under the new ID's keys.
+        let seal = self.write_keys(&session.id);
+        let args = self.change(session, delta, now, seal.as_ref()).whole_args();
+        let code = self.run(&SCRIPTS.regenerate, &keys, args).await?;
         Ok(match code {
             1 => Write::Stored(session.id.as_str().to_owned()),
             2 => Write::Collision,

@@ -1,5 +1,5 @@
 -- KEYS[1] = key. ARGV: ttl_ms (by the proxy's expiry rule), created, last_seen, expires, then
--- field/value pairs.
+-- field/value pairs (a sealed session's among them the layout marker `m:v`).
 -- Returns 1 stored, 2 collision (NX semantics: an existing key is never overwritten).
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 2
