@@ -154,19 +154,70 @@ pub(super) async fn wait_for_replicas<C: ::redis::aio::ConnectionLike>(
         .query_async(conn)
         .await?;
     if acked < i64::from(n) {
-        tracing::warn!(
-            wanted = n,
-            acked,
-            "redis: a session write reached fewer replicas than redis.sentinel.wait_replicas within {}ms; answered anyway",
-            wait.as_millis()
-        );
+        if let Some(suppressed) = SHORT_WAITS.due() {
+            tracing::warn!(
+                wanted = n,
+                acked,
+                suppressed,
+                "redis: a session write reached fewer replicas than redis.sentinel.wait_replicas within {}ms; answered anyway",
+                wait.as_millis()
+            );
+        }
     }
     Ok(())
+}
+
+/// Short `WAIT`s are logged at most once per [`WARN_EVERY`]: right after a failover no replica is
+/// left, and a line for every write would bury the log the operator is reading.
+static SHORT_WAITS: RateLimit = RateLimit::new();
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+struct RateLimit {
+    /// When the last line was written, in ms since the Unix epoch (0: never).
+    last: AtomicU64,
+    /// Occurrences not logged since then.
+    suppressed: AtomicU64,
+}
+
+impl RateLimit {
+    const fn new() -> RateLimit {
+        RateLimit {
+            last: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(occurrences suppressed since the last line)` when a line is due now.
+    fn due(&self) -> Option<u64> {
+        let now = crate::session::store::now_millis();
+        let last = self.last.load(Ordering::Relaxed);
+        let every = WARN_EVERY.as_millis() as u64;
+        if (last == 0 || now.saturating_sub(last) >= every)
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.suppressed.swap(0, Ordering::Relaxed));
+        }
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
+        None
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_waits_are_logged_once_per_interval_with_the_count_skipped() {
+        let limit = RateLimit::new();
+        assert_eq!(limit.due(), Some(0));
+        assert_eq!(limit.due(), None);
+        assert_eq!(limit.due(), None);
+        limit.last.store(1, Ordering::Relaxed); // long ago
+        assert_eq!(limit.due(), Some(2));
+    }
 
     #[test]
     fn addresses() {
