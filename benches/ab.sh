@@ -36,18 +36,8 @@ start new_cookie_jwt "$NEW" cookie "assertion:
 start new_memory_jwt "$NEW" memory "assertion:
   key: $work/assertion.pem"
 targets=(old_cookie new_cookie old_memory new_memory new_cookie_jwt new_memory_jwt)
-for r in $(seq 1 "$ROUNDS"); do
-  for t in "${targets[@]}"; do
-    out=$(wrk -t1 -c50 -d"$DURATION" --latency -H "Cookie: ${cookie[$t]}" "http://127.0.0.1:${port[$t]}/")
-    rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
-    p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-    echo "$t $rps $p99" >> "$work/results"
-    echo "round $r $t: $rps req/s p99 $p99" >&2
-  done
-done
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 declare -A m
-for t in "${targets[@]}"; do m[$t]=$(awk -v t="$t" '$1==t {print $2}' "$work/results" | median); done
+wrk_medians "$work/results" "${targets[@]}"
 echo
 echo "| target | median req/s |"
 echo "|---|---:|"

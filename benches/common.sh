@@ -50,3 +50,24 @@ login_cookie() {
   curl -s -o /dev/null -D - "http://127.0.0.1:$1/login" | tr -d '\r' |
     sed -n 's/^[Ss]et-[Cc]ookie: \(session_id=[^;]*\);.*/\1/p' | head -1
 }
+
+# wrk_medians RESULTS TARGET...: $ROUNDS interleaved rounds of `wrk -t1 -c50 -d$DURATION` against
+# each target, with the caller's `port[TARGET]` and `cookie[TARGET]`; appends "target rps p99" to
+# RESULTS, logs each round on stderr, then fills the caller's `m[TARGET]` with the median req/s.
+wrk_medians() {
+  local results=$1; shift
+  local r t out rps p99
+  for r in $(seq 1 "$ROUNDS"); do
+    for t in "$@"; do
+      out=$(wrk -t1 -c50 -d"$DURATION" --latency -H "Cookie: ${cookie[$t]}" "http://127.0.0.1:${port[$t]}/")
+      rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
+      p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+      echo "$t $rps $p99" >> "$results"
+      echo "round $r $t: $rps req/s p99 $p99" >&2
+    done
+  done
+  for t in "$@"; do
+    m[$t]=$(awk -v t="$t" '$1==t {print $2}' "$results" | sort -g |
+      awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}')
+  done
+}

@@ -171,21 +171,6 @@ const WS_101: &[u8] =
 /// A close frame, status 1001 "going away", as a server sends it.
 const CLOSE_1001: [u8; 4] = [0x88, 0x02, 0x03, 0xe9];
 
-/// Opens a WebSocket tunnel through the proxy (the upstream echoes every byte).
-async fn open_ws(addr: std::net::SocketAddr) -> TcpStream {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        b"GET /ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    let (head, early) = read_response_head(&mut s, Duration::from_secs(5)).await;
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert!(early.is_empty());
-    s
-}
-
 /// A masked text frame (as a client sends it); the echo upstream sends the same bytes back.
 fn ws_frame(text: &str) -> Vec<u8> {
     let mask = [0x11, 0x22, 0x33, 0x44];

@@ -218,15 +218,7 @@ async fn tunnel_traffic() -> (Scrape, Scrape) {
         .set("admin_listen", "127.0.0.1:0")
         .start();
     let admin = proxy.admin_addr();
-    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
-    s.write_all(
-        b"GET /ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    let (head, _) = read_response_head(&mut s, Duration::from_secs(5)).await;
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let mut s = open_ws(proxy.addr).await;
     s.write_all(b"ping").await.unwrap();
     let mut back = [0u8; 4];
     tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut back))

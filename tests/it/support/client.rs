@@ -209,3 +209,18 @@ pub async fn raw_until_close(addr: SocketAddr, bytes: &[u8], within: Duration) -
     };
     (String::from_utf8_lossy(&out).into_owned(), closed)
 }
+
+/// Opens a WebSocket tunnel through the proxy (the upstream echoes every byte).
+pub async fn open_ws(addr: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let (head, early) = read_response_head(&mut s, Duration::from_secs(5)).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(early.is_empty());
+    s
+}
