@@ -86,7 +86,17 @@ fn header_protocol(c: &mut Criterion) {
     c.bench_function("protocol/inject", |b| {
         b.iter_batched(
             browser_headers,
-            |mut h| protocol::inject(&mut h, session.id.handle().as_str(), &session.data),
+            |mut h| {
+                protocol::inject(
+                    &mut h,
+                    session.id.handle().as_str(),
+                    protocol::Times {
+                        created: session.created,
+                        last_seen: session.last_seen,
+                    },
+                    &session.data,
+                )
+            },
             BatchSize::SmallInput,
         )
     });

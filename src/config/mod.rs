@@ -39,8 +39,8 @@ pub use error::ConfigError;
 pub use listen::resolve_socket_addr;
 pub use redact::redact_url_str;
 pub use schema::{
-    AssertionConfig, Driver, LimitsConfig, RedisConfig, SameSite, SentinelConfig, SessionConfig,
-    TlsConfig, UpstreamConfig,
+    AdminToken, AssertionConfig, Driver, LimitsConfig, RedisConfig, SameSite, SentinelConfig,
+    SessionConfig, TlsConfig, UpstreamConfig,
 };
 
 use listen::Listeners;
@@ -69,6 +69,10 @@ pub struct Config {
     /// The signed session assertion; off when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub assertion: Option<AssertionConfig>,
+    /// Bearer token for every admin path but the probes; required when `admin_listen` is not on
+    /// loopback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<AdminToken>,
 }
 
 /// Command-line overrides, applied after the environment (the most specific source wins).
@@ -174,6 +178,7 @@ impl Config {
             file.admin_listen.as_ref(),
             file.tls.as_ref().and_then(|t| t.redirect_http.as_ref()),
         )?;
+        validate::admin_token(file.admin_token.as_ref(), listeners.admin_listen)?;
         Ok(Config::assemble(file, listeners))
     }
 
@@ -193,6 +198,7 @@ impl Config {
             limits: file.limits,
             trusted_proxies: file.trusted_proxies,
             assertion: file.assertion,
+            admin_token: file.admin_token,
         }
     }
 

@@ -110,6 +110,10 @@ pub struct SessionConfig {
     /// would grow a session past this is refused (500) and the old session kept.
     #[serde(default = "defaults::max_bytes")]
     pub max_bytes: usize,
+    /// The data key that names a session's owner (`user_id`): sessions are indexed by its value
+    /// for `X-Session-Clear: others | everywhere`, the admin API and `session-proxy sessions`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_key: Option<String>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -349,4 +353,48 @@ pub(super) struct FileConfig {
     pub(super) trusted_proxies: Vec<ipnet::IpNet>,
     #[serde(default)]
     pub(super) assertion: Option<AssertionConfig>,
+    #[serde(default)]
+    pub(super) admin_token: Option<AdminToken>,
+}
+
+/// `admin_token`: the bearer token of the admin listener's session API. Never printed (`Debug`
+/// and the effective config say `<redacted>`) and compared in constant time.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    /// Shortest token accepted: 128 bits as hex.
+    pub const MIN_LEN: usize = 32;
+
+    /// Whether `presented` is the token. Both sides are hashed first, so the comparison takes
+    /// the same time whatever the length or the first differing byte.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        use sha2::{Digest, Sha256};
+        use subtle::ConstantTimeEq;
+        let want = Sha256::digest(self.0.as_bytes());
+        let got = Sha256::digest(presented);
+        want.ct_eq(&got).into()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// For a client of the admin API in this process (tests, the demo).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for AdminToken {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        redact(&self.0, s)
+    }
 }

@@ -168,6 +168,14 @@ labels! {
         Cleanup => "cleanup",
         /// The readiness probe's reachability check.
         Ping => "ping",
+        /// Adding a session to its owner's index (`sessions.owner_key`).
+        Index => "index",
+        /// Removing a session from its owner's index.
+        Unindex => "unindex",
+        /// Listing an owner's sessions (admin API).
+        List => "list",
+        /// Ending sessions by owner or handle (`X-Session-Clear: others | everywhere`, admin API).
+        Revoke => "revoke",
     }
 }
 

@@ -27,9 +27,10 @@ use crate::metrics::{Metrics, StoreOp};
 use clock::Clock;
 use cookie::{CookieSpec, MAX_SET_COOKIE};
 pub use error::SessionError;
-use protocol::{Controls, MAX_KEYS};
+use protocol::{Controls, Revoke, MAX_KEYS};
 use store::{
-    Data, Delta, Lookup, Millis, Reject, Session, SessionId, SessionStore, Store, StoreError, Write,
+    Data, Delta, Lookup, Millis, Owner, Reject, Session, SessionId, SessionStore, Store,
+    StoreError, Write,
 };
 
 /// What the request phase learned, handed to the response phase.
@@ -60,6 +61,8 @@ pub struct Outcome {
     pub created: bool,
     pub destroyed: bool,
     pub regenerated: bool,
+    /// Sessions ended by `X-Session-Clear: others | everywhere` (this one included).
+    pub revoked: u64,
 }
 
 /// Clone: the sweeper keeps a copy, which shares the store and the metrics.
@@ -72,6 +75,8 @@ pub struct SessionLayer {
     idle_timeout: Option<Duration>,
     /// `sessions.max_bytes`: the largest data a response may grow a session to.
     max_bytes: usize,
+    /// `sessions.owner_key`: sessions are indexed by this data key's value.
+    owner_key: Option<Arc<str>>,
     metrics: Option<Arc<Metrics>>,
     /// Signs `X-Session-Assertion` when the `assertion` block is configured.
     assertion: Option<Arc<assertion::Assertion>>,
@@ -87,6 +92,7 @@ impl SessionLayer {
             max_age: cfg.max_age,
             idle_timeout: cfg.idle_timeout,
             max_bytes: cfg.max_bytes,
+            owner_key: cfg.owner_key.as_deref().map(Arc::from),
             metrics: None,
             assertion: None,
             clock: Clock::System,
@@ -147,8 +153,17 @@ impl SessionLayer {
                 &cfg.previous_secrets,
                 cfg.idle_timeout,
             )),
-            Driver::Memory => Store::Memory(store::memory::MemoryStore::new(cfg.idle_timeout)),
-            Driver::Redis => Store::Redis(store::redis::RedisStore::new(redis, cfg.idle_timeout)?),
+            Driver::Memory => Store::Memory(
+                store::memory::MemoryStore::new(cfg.idle_timeout)
+                    .with_owner_key(cfg.owner_key.clone()),
+            ),
+            Driver::Redis => Store::Redis(
+                store::redis::RedisStore::new(redis, cfg.idle_timeout)?.with_owner_keys(
+                    cfg.owner_key
+                        .as_ref()
+                        .map(|_| store::OwnerKeys::new(&cfg.secret, &cfg.previous_secrets)),
+                ),
+            ),
         };
         Ok(SessionLayer::new(Arc::new(store), cfg))
     }
@@ -183,7 +198,11 @@ impl SessionLayer {
         match lookup {
             Lookup::Found { session, reseal } => {
                 let handle = session.id.handle();
-                protocol::inject(headers, handle.as_str(), &session.data);
+                let times = protocol::Times {
+                    created: session.created,
+                    last_seen: session.last_seen,
+                };
+                protocol::inject(headers, handle.as_str(), times, &session.data);
                 if let Some(assertion) = &self.assertion {
                     assertion.inject(headers, &session, &handle, now);
                 }
@@ -245,30 +264,20 @@ impl SessionLayer {
     ) -> Result<Option<String>, SessionError> {
         let mut session = state.loaded;
         let had_cookie = session.is_some() || state.stale_cookie;
+        // Whose session arrived, under which ID: the owner index follows both.
+        let arrived = session
+            .as_ref()
+            .and_then(|s| Some((self.owner_of(&s.data)?, s.id.clone())));
 
         // Destroyed below, once nothing can refuse the response any more.
         let cleared = if controls.clear { session.take() } else { None };
 
-        let mut old_id: Option<SessionId> = None;
-        if controls.regenerate {
-            if let Some(s) = session.as_mut() {
-                let new_id = self.store.generate_id(Some(&s.id));
-                old_id = Some(std::mem::replace(&mut s.id, new_id));
-            }
-        }
-
-        let mut created = false;
-        if session.is_none() && !controls.set.is_empty() {
-            session = Some(Session::new(
-                self.store.generate_id(None),
-                now,
-                self.max_age,
-            ));
-            created = true;
-        }
+        let (old_id, created) = self.rename_or_create(&mut session, &controls, now);
 
         let Some(mut session) = session else {
-            self.destroy(cleared, outcome).await?;
+            let owner = arrived.as_ref().map(|(o, _)| o);
+            self.end(cleared, controls.revoke, owner, None, now, outcome)
+                .await?;
             // No session now. Tell the browser to forget any cookie it sent.
             return Ok(had_cookie.then(|| self.spec.expire()));
         };
@@ -278,7 +287,17 @@ impl SessionLayer {
         if changed && !set.is_empty() {
             self.check_size(&before, &session.data)?;
         }
-        self.destroy(cleared, outcome).await?;
+        let owner = self
+            .settle_owner(
+                arrived.as_ref(),
+                cleared,
+                controls.revoke,
+                &session,
+                now,
+                outcome,
+            )
+            .await?;
+        let indexed = session.id.clone();
         let wrote = !set.is_empty() || !delete.is_empty();
         let refresh = self.idle_timeout.is_some_and(|idle| {
             now.saturating_sub(session.last_seen) >= idle.as_millis() as u64 / 4
@@ -303,6 +322,10 @@ impl SessionLayer {
         }
         .map_err(SessionError::Store)?;
 
+        if let Write::Stored(_) = write {
+            self.after_write(arrived.as_ref(), owner.as_ref(), &indexed, &session, now)
+                .await?;
+        }
         match write {
             // The app wrote what the session already held (deleted a missing key, set a value
             // to itself): the delta is stored, but the session is unchanged, so no cookie.
@@ -326,19 +349,156 @@ impl SessionLayer {
         }
     }
 
-    /// Removes the session that Clear took, if any.
-    async fn destroy(
+    /// Regenerate gives the session a new ID (returning the old one); a Set with no session
+    /// creates one (returning `true`).
+    fn rename_or_create(
+        &self,
+        session: &mut Option<Session>,
+        controls: &Controls,
+        now: Millis,
+    ) -> (Option<SessionId>, bool) {
+        match session {
+            Some(s) if controls.regenerate => {
+                let new_id = self.store.generate_id(Some(&s.id));
+                (Some(std::mem::replace(&mut s.id, new_id)), false)
+            }
+            Some(_) => (None, false),
+            None if controls.set.is_empty() => (None, false),
+            None => {
+                let id = self.store.generate_id(None);
+                *session = Some(Session::new(id, now, self.max_age));
+                (None, true)
+            }
+        }
+    }
+
+    /// The owner bookkeeping before a session is written: ends what Clear asked for and adds
+    /// the session to its owner's index when this write makes it that owner's (before the
+    /// write, never after: see `index_owner`). Returns the owner the session is written with.
+    async fn settle_owner(
+        &self,
+        arrived: Option<&(Owner, SessionId)>,
+        cleared: Option<Session>,
+        revoke: Option<Revoke>,
+        session: &Session,
+        now: Millis,
+        outcome: &mut Outcome,
+    ) -> Result<Option<Owner>, SessionError> {
+        let owner = self.owner_of(&session.data);
+        // `others` of the owner the session arrived with, or (a login that also signs out the
+        // other devices) the one this response gives it. The session keeps its arriving ID until
+        // the write, so that is the one to spare.
+        let revoker = arrived.map(|(o, _)| o).or(owner.as_ref());
+        let spared = arrived.map(|(_, id)| id).filter(|_| cleared.is_none());
+        self.end(cleared, revoke, revoker, spared, now, outcome)
+            .await?;
+        let new_here = arrived.is_none_or(|(a, id)| Some(a) != owner.as_ref() || *id != session.id);
+        if let Some(owner) = owner.as_ref().filter(|_| new_here) {
+            self.timed(StoreOp::Index, self.store.index_owner(owner, session, now))
+                .await
+                .map_err(SessionError::Store)?;
+        }
+        Ok(owner)
+    }
+
+    /// The owner bookkeeping after a write landed: the arriving ID leaves its owner's index if
+    /// the session moved (regenerate) or changed owner, and a session stored under another ID
+    /// than the one indexed (a collision retried) is indexed under the one it got.
+    async fn after_write(
+        &self,
+        arrived: Option<&(Owner, SessionId)>,
+        owner: Option<&Owner>,
+        indexed: &SessionId,
+        session: &Session,
+        now: Millis,
+    ) -> Result<(), SessionError> {
+        if let (Some(owner), true) = (owner, *indexed != session.id) {
+            self.timed(StoreOp::Index, self.store.index_owner(owner, session, now))
+                .await
+                .map_err(SessionError::Store)?;
+        }
+        if let Some((was, id)) = arrived {
+            if owner != Some(was) || *id != session.id {
+                self.unindex(was, id).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// The owner named by `sessions.owner_key` in `data`, when that is configured.
+    fn owner_of(&self, data: &Data) -> Option<Owner> {
+        Owner::of(data, self.owner_key.as_deref()?)
+    }
+
+    /// Ends what Clear asked for: the session it took, if any, and with `others` or `everywhere`
+    /// the owner's other sessions (all but `spared`).
+    async fn end(
         &self,
         cleared: Option<Session>,
+        revoke: Option<Revoke>,
+        owner: Option<&Owner>,
+        spared: Option<&SessionId>,
+        now: Millis,
         outcome: &mut Outcome,
     ) -> Result<(), SessionError> {
+        if let Some(scope) = revoke {
+            self.revoke(scope, owner, spared, now, outcome).await?;
+        }
         if let Some(old) = cleared {
             self.timed(StoreOp::Destroy, self.store.destroy(&old.id))
                 .await
                 .map_err(SessionError::Store)?;
             outcome.destroyed = true;
+            if let Some(owner) = owner.filter(|_| self.owner_key.is_some()) {
+                self.unindex(owner, &old.id).await;
+            }
         }
         Ok(())
+    }
+
+    /// `X-Session-Clear: others | everywhere`. Without `owner_key`, or for a session that has no
+    /// owner, there is nothing to end beyond this session: said once per response at warn.
+    async fn revoke(
+        &self,
+        scope: Revoke,
+        owner: Option<&Owner>,
+        spared: Option<&SessionId>,
+        now: Millis,
+        outcome: &mut Outcome,
+    ) -> Result<(), SessionError> {
+        let Some(owner) = owner else {
+            if self.owner_key.is_none() {
+                tracing::warn!(
+                    ?scope,
+                    "X-Session-Clear: others/everywhere needs sessions.owner_key; only this session is affected"
+                );
+            }
+            return Ok(());
+        };
+        let spared = spared.filter(|_| scope == Revoke::Others);
+        let ended = self
+            .timed(StoreOp::Revoke, self.store.revoke_owner(owner, spared, now))
+            .await
+            .map_err(SessionError::Store)?;
+        outcome.revoked += ended.len() as u64;
+        tracing::info!(
+            ?scope,
+            ended = ended.len(),
+            "ended the owner's sessions on X-Session-Clear"
+        );
+        Ok(())
+    }
+
+    /// Removes `id` from `owner`'s index after the write that moved it. A failure leaves an
+    /// entry every reader skips (the session it names is gone or no longer this owner's), so it
+    /// is logged, not answered with an error for a response whose write already landed.
+    async fn unindex(&self, owner: &Owner, id: &SessionId) {
+        if let Err(e) = self
+            .timed(StoreOp::Unindex, self.store.unindex_owner(owner, id))
+            .await
+        {
+            tracing::warn!(error = %e, session = %id.fingerprint(), "could not remove a session from its owner's index");
+        }
     }
 
     /// Refuses data that grew past `sessions.max_bytes`: it would travel to the app on every

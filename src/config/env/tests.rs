@@ -36,13 +36,14 @@ fn the_docs_table_is_rendered_from_the_settings() {
 #[test]
 fn every_setting_is_in_the_table_and_every_row_is_a_setting() {
     let every = format!(
-        "{}admin_listen: 127.0.0.1:9901\ntrusted_proxies: [10.0.0.0/8]\n\
+        "{}admin_listen: 127.0.0.1:9901\nadmin_token: {}\ntrusted_proxies: [10.0.0.0/8]\n\
          tls: {{cert: c.pem, key: k.pem, redirect_http: 127.0.0.1:8081, redirect_host: h}}\n\
          assertion: {{key: a.pem, audience: x, subject_key: user}}\n\
          redis: {{ca: ca.pem, client_cert: c.pem, client_key: k.pem, sentinel: {{master: m, \
          nodes: [a:1], username: u, password: p, sentinel_password: s, wait_replicas: 1}}}}\n",
         base().replace("  url:", "  ca: ca.pem\n  max_body: 10\n  url:")
-            + "  idle_timeout: 1h\n  cleanup_interval: 1m\n"
+            + "  idle_timeout: 1h\n  cleanup_interval: 1m\n  driver: memory\n  owner_key: user_id\n",
+        "t".repeat(32)
     );
     let tree = serde_norway::to_value(load(&every, &[]).unwrap()).unwrap();
     let mut fields = Vec::new();

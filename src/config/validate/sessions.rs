@@ -43,6 +43,28 @@ fn secrets(s: &SessionConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// `owner_key` names a data key, and needs a store that keeps sessions server-side to index.
+pub(super) fn owner_key(s: &SessionConfig) -> Result<(), ConfigError> {
+    let Some(key) = &s.owner_key else {
+        return Ok(());
+    };
+    let max = crate::session::protocol::MAX_KEY_LEN;
+    if key.is_empty() || key.len() > max {
+        return Err(ConfigError::field(
+            "sessions.owner_key",
+            format!("must be a session key of 1 to {max} bytes"),
+        ));
+    }
+    if s.driver == super::super::Driver::Cookie {
+        return Err(ConfigError::field(
+            "sessions.owner_key",
+            "needs a server-side store (sessions.driver: memory or redis): the cookie store keeps \
+             nothing to index or revoke; to end every cookie session at once, rotate sessions.secret",
+        ));
+    }
+    Ok(())
+}
+
 fn cookie(s: &SessionConfig) -> Result<(), ConfigError> {
     if !is_cookie_name(&s.cookie_name) {
         return Err(ConfigError::field(

@@ -12,10 +12,22 @@ const DELETE_HEADER: &str = "x-session-delete";
 const CLEAR_HEADER: &str = "x-session-clear";
 const REGENERATE_HEADER: &str = "x-session-regenerate";
 
+/// `X-Session-Clear: others | everywhere`: which of the owner's other sessions to end too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoke {
+    /// Every session of this session's owner but this one (a password change).
+    Others,
+    /// Every session of this owner, this one included (sign out everywhere).
+    Everywhere,
+}
+
 /// The app's instructions on one response.
 #[derive(Debug, Default, PartialEq)]
 pub struct Controls {
+    /// End this session (plain `X-Session-Clear`, or `everywhere`).
     pub clear: bool,
+    /// End the owner's other sessions too (`X-Session-Clear: others | everywhere`).
+    pub revoke: Option<Revoke>,
     pub regenerate: bool,
     pub delete: Vec<String>,
     pub set: Vec<(String, Value)>,
@@ -23,7 +35,11 @@ pub struct Controls {
 
 impl Controls {
     pub fn is_empty(&self) -> bool {
-        !self.clear && !self.regenerate && self.delete.is_empty() && self.set.is_empty()
+        !self.clear
+            && self.revoke.is_none()
+            && !self.regenerate
+            && self.delete.is_empty()
+            && self.set.is_empty()
     }
 }
 
@@ -115,8 +131,10 @@ pub fn take_controls(headers: &mut HeaderMap) -> (Controls, Ignored) {
     if !headers.keys().any(|k| is_session_header(k.as_str())) {
         return (controls, bad);
     }
-    if headers.remove(CLEAR_HEADER).is_some() {
-        controls.clear = true;
+    if let http::header::Entry::Occupied(e) = headers.entry(CLEAR_HEADER) {
+        for value in e.remove_entry_mult().1 {
+            clear_line(value.as_bytes(), &mut controls);
+        }
     }
     if headers.remove(REGENERATE_HEADER).is_some() {
         controls.regenerate = true;
@@ -144,6 +162,23 @@ pub fn take_controls(headers: &mut HeaderMap) -> (Controls, Ignored) {
     }
     strip_session_headers(headers);
     (controls, bad)
+}
+
+/// One `X-Session-Clear` line. `others` keeps this session; `everywhere` ends it with the rest;
+/// any other value (`1`, `true`, empty) is the plain Clear it has always been. Over several lines
+/// the widest wins.
+fn clear_line(value: &[u8], controls: &mut Controls) {
+    let value = value.trim_ascii();
+    if value.eq_ignore_ascii_case(b"others") {
+        if controls.revoke.is_none() {
+            controls.revoke = Some(Revoke::Others);
+        }
+    } else if value.eq_ignore_ascii_case(b"everywhere") {
+        controls.revoke = Some(Revoke::Everywhere);
+        controls.clear = true;
+    } else {
+        controls.clear = true;
+    }
 }
 
 /// One `X-Session-Set` line: `key=value` or a JSON object to merge.

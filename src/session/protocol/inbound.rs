@@ -5,11 +5,22 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use super::ascii::{ascii_json_bytes, owned_header_value};
-use super::{DATA_HEADER, ID_HEADER, MAX_KEY_LEN, PREFIX};
-use crate::session::store::Data;
+use super::{CREATED_HEADER, DATA_HEADER, ID_HEADER, LAST_SEEN_HEADER, MAX_KEY_LEN, PREFIX};
+use crate::session::store::{Data, Millis};
 
-/// `user_id` → `x-session-user-id`. `None` for keys that get no header of their own: `id` and
-/// `data` (they would collide with the fixed headers) and keys outside `[A-Za-z0-9_-]`.
+/// Names the proxy writes itself: no session key may be written under one of them.
+const RESERVED: [&[u8]; 5] = [
+    b"x-session-id",
+    b"x-session-data",
+    // The default name of the signed assertion's header.
+    b"x-session-assertion",
+    b"x-session-created",
+    b"x-session-last-seen",
+];
+
+/// `user_id` → `x-session-user-id`. `None` for keys that get no header of their own: those that
+/// would collide with the headers the proxy writes (`id`, `data`, `created`, `last_seen`,
+/// `assertion`) and keys outside `[A-Za-z0-9_-]`.
 pub fn header_name_for_key(key: &str) -> Option<HeaderName> {
     if key.is_empty()
         || key.len() > MAX_KEY_LEN
@@ -29,8 +40,7 @@ pub fn header_name_for_key(key: &str) -> Option<HeaderName> {
         };
     }
     let name = &buf[..PREFIX.len() + key.len()];
-    // `x-session-assertion` is the default name of the signed assertion's header.
-    if name == b"x-session-id" || name == b"x-session-data" || name == b"x-session-assertion" {
+    if RESERVED.contains(&name) {
         return None;
     }
     HeaderName::from_bytes(name).ok()
@@ -59,8 +69,17 @@ fn header_name_for_key_ok(key: &str) -> bool {
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        && !key.eq_ignore_ascii_case("id")
-        && !key.eq_ignore_ascii_case("data")
+        && !RESERVED.iter().any(|name| {
+            let rest = &name[PREFIX.len()..];
+            rest.len() == key.len()
+                && rest.iter().zip(key.bytes()).all(|(&r, k)| {
+                    r == if k == b'_' {
+                        b'-'
+                    } else {
+                        k.to_ascii_lowercase()
+                    }
+                })
+        })
 }
 
 /// The header value for one session value: the string itself when it is printable ASCII, otherwise
@@ -81,12 +100,25 @@ fn is_printable_ascii(s: &str) -> bool {
     s.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
+/// When a session began and was last seen, for the app to show ("signed in since").
+#[derive(Debug, Clone, Copy)]
+pub struct Times {
+    pub created: Millis,
+    pub last_seen: Millis,
+}
+
 /// Adds the session's headers to a request bound for the app. `handle` is the session's public
 /// name ([`crate::session::store::SessionId::handle`]), never the ID: apps log request headers, and the ID
 /// is a working credential for the memory and Redis stores.
-pub fn inject(headers: &mut HeaderMap, handle: &str, data: &Data) {
+pub fn inject(headers: &mut HeaderMap, handle: &str, times: Times, data: &Data) {
     if let Ok(v) = HeaderValue::from_str(handle) {
         headers.insert(ID_HEADER, v);
+    }
+    if let Some(v) = rfc3339(times.created) {
+        headers.insert(CREATED_HEADER, v);
+    }
+    if let Some(v) = rfc3339(times.last_seen) {
+        headers.insert(LAST_SEEN_HEADER, v);
     }
     if let Some(v) = owned_header_value(ascii_json_bytes(data)) {
         headers.insert(DATA_HEADER, v);
@@ -110,4 +142,15 @@ pub fn inject(headers: &mut HeaderMap, handle: &str, data: &Data) {
             }
         }
     }
+}
+
+/// `2026-12-02T01:02:03Z`: RFC 3339 in UTC, whole seconds, formatted on the stack.
+pub fn rfc3339(ms: Millis) -> Option<HeaderValue> {
+    use std::io::Write as _;
+    let at = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(ms))?;
+    let mut buf = [0u8; 32];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    write!(cursor, "{}", humantime::format_rfc3339_seconds(at)).ok()?;
+    let len = usize::try_from(cursor.position()).ok()?;
+    HeaderValue::from_bytes(&buf[..len]).ok()
 }

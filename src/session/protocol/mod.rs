@@ -1,7 +1,7 @@
 //! The `X-Session-*` header grammar: pure functions, no I/O.
 //!
 //! Inbound (proxy → app): `X-Session-Id`, `X-Session-Data` (the whole map as ASCII-only compact
-//! JSON) and one `X-Session-<Key>` per simple key. Outbound (app → proxy): `X-Session-Set`,
+//! JSON), `X-Session-Created`, `X-Session-Last-Seen` and one `X-Session-<Key>` per simple key. Outbound (app → proxy): `X-Session-Set`,
 //! `X-Session-Delete`, `X-Session-Clear`, `X-Session-Regenerate`. Anything else starting with
 //! `X-Session-` is stripped in both directions so neither side can be spoofed.
 //!
@@ -17,8 +17,8 @@ mod json_text;
 use http::header::{HeaderMap, HeaderName};
 
 pub use ascii::{ascii_json, json_len};
-pub use controls::{parse_set_line, take_controls, Controls, Ignored, Malformed};
-pub use inbound::{header_name_for_key, header_value_for, inject, share_a_header};
+pub use controls::{parse_set_line, take_controls, Controls, Ignored, Malformed, Revoke};
+pub use inbound::{header_name_for_key, header_value_for, inject, rfc3339, share_a_header, Times};
 pub use json_text::{scan_json, MAX_DEPTH};
 
 /// Longest key the app may set. Longer keys are almost certainly a bug in the app.
@@ -28,6 +28,9 @@ pub const MAX_KEYS: usize = 256;
 
 pub const ID_HEADER: HeaderName = HeaderName::from_static("x-session-id");
 pub const DATA_HEADER: HeaderName = HeaderName::from_static("x-session-data");
+/// When the session was created and when it was last seen before this request (RFC 3339, UTC).
+pub const CREATED_HEADER: HeaderName = HeaderName::from_static("x-session-created");
+pub const LAST_SEEN_HEADER: HeaderName = HeaderName::from_static("x-session-last-seen");
 
 const PREFIX: &[u8] = b"x-session-";
 

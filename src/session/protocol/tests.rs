@@ -8,6 +8,11 @@ use http::header::HeaderValue;
 use serde_json::json;
 use serde_json::Value;
 
+const T0: Times = Times {
+    created: 1_764_633_600_000,
+    last_seen: 1_764_633_723_456,
+};
+
 fn controls_of(lines: &[(&str, &[u8])]) -> (Controls, Ignored, HeaderMap) {
     let mut h = HeaderMap::new();
     for (name, value) in lines {
@@ -101,7 +106,7 @@ fn del_is_escaped_in_values_and_keys() {
     let mut data = Data::new();
     data.insert("k\u{7f}".into(), json!("v\u{7f}"));
     let mut h = HeaderMap::new();
-    inject(&mut h, "abc", &data);
+    inject(&mut h, "abc", T0, &data);
     assert_eq!(h["x-session-data"], "{\"k\\u007f\":\"v\\u007f\"}");
     assert_eq!(
         serde_json::from_str::<Value>(h["x-session-data"].to_str().unwrap()).unwrap(),
@@ -326,7 +331,7 @@ fn keys_sharing_a_header_get_none() {
     data.insert("role".into(), json!("b"));
     data.insert("name".into(), json!("Ann"));
     let mut h = HeaderMap::new();
-    inject(&mut h, "abc", &data);
+    inject(&mut h, "abc", T0, &data);
     assert!(!h.contains_key("x-session-user-id"));
     assert!(!h.contains_key("x-session-role"));
     assert_eq!(h["x-session-name"], "Ann");
@@ -334,7 +339,8 @@ fn keys_sharing_a_header_get_none() {
         h["x-session-data"],
         "{\"Role\":\"a\",\"USER_ID\":3,\"name\":\"Ann\",\"role\":\"b\",\"user-id\":2,\"user_id\":1}"
     );
-    assert_eq!(h.len(), 3);
+    // id, data, created, last-seen, name
+    assert_eq!(h.len(), 5);
 }
 
 #[test]
@@ -367,10 +373,61 @@ fn inject_writes_id_data_and_simple_keys() {
     data.insert("id".into(), json!("shadow"));
     data.insert("a b".into(), json!(1));
     let mut h = HeaderMap::new();
-    inject(&mut h, "abc", &data);
+    inject(&mut h, "abc", T0, &data);
     assert_eq!(h["x-session-id"], "abc");
     assert_eq!(h["x-session-user-id"], "42");
     assert_eq!(h["x-session-name"], "\"Jos\\u00e9\"");
     assert!(h["x-session-data"].to_str().unwrap().contains("\"a b\":1"));
-    assert_eq!(h.len(), 4);
+    // id, data, created, last-seen, user-id, name
+    assert_eq!(h.len(), 6);
+}
+
+#[test]
+fn times_are_rfc3339_utc_seconds() {
+    let mut h = HeaderMap::new();
+    inject(&mut h, "abc", T0, &Data::new());
+    assert_eq!(h[CREATED_HEADER], "2025-12-02T00:00:00Z");
+    assert_eq!(h[LAST_SEEN_HEADER], "2025-12-02T00:02:03Z");
+}
+
+#[test]
+fn keys_never_take_the_proxys_header_names() {
+    for key in [
+        "created",
+        "Created",
+        "last_seen",
+        "LAST-SEEN",
+        "id",
+        "data",
+        "assertion",
+    ] {
+        assert_eq!(header_name_for_key(key), None, "{key}");
+    }
+    assert!(header_name_for_key("last_seen_at").is_some());
+    assert!(!share_a_header("created", "CREATED"));
+}
+
+#[test]
+fn clear_lines_name_their_scope() {
+    let take = |lines: &[&str]| {
+        let mut h = HeaderMap::new();
+        for l in lines {
+            h.append("x-session-clear", HeaderValue::from_str(l).unwrap());
+        }
+        let c = take_controls(&mut h).0;
+        (c.clear, c.revoke)
+    };
+    assert_eq!(take(&["1"]), (true, None));
+    assert_eq!(take(&[""]), (true, None));
+    assert_eq!(take(&[" Others "]), (false, Some(Revoke::Others)));
+    assert_eq!(take(&["everywhere"]), (true, Some(Revoke::Everywhere)));
+    assert_eq!(take(&["others", "1"]), (true, Some(Revoke::Others)));
+    assert_eq!(
+        take(&["others", "EVERYWHERE"]),
+        (true, Some(Revoke::Everywhere))
+    );
+    assert_eq!(
+        take(&["everywhere", "others"]),
+        (true, Some(Revoke::Everywhere))
+    );
 }

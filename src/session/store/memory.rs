@@ -1,9 +1,14 @@
 //! Sessions in this process: for a single instance and for tests. The cookie holds only the ID.
 //!
-//! One `std::sync::Mutex` around a map. It is never held across an `.await` (every method takes it,
-//! does map work, and drops it before returning), so contention is bounded by a hash lookup.
+//! One `std::sync::Mutex` around the sessions and their owner index. It is never held across an
+//! `.await` (every method takes it, does map work, and drops it before returning), so contention
+//! is bounded by a hash lookup.
+//!
+//! With `sessions.owner_key`, every write re-reads the session's owner and moves it in the index
+//! under the same lock, so the index is always exact here; the layer's `index_owner` and
+//! `unindex_owner` calls (which a store outside the process needs) are no-ops.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +19,9 @@ struct Entry {
     created: Millis,
     last_seen: Millis,
     expires: Millis,
+    /// Kept so that revoking by handle is a scan of stored values, not a hash per session.
+    handle: Handle,
+    owner: Option<Owner>,
 }
 
 impl Entry {
@@ -30,33 +38,109 @@ impl Entry {
     fn live(&self, now: Millis, idle: Option<Duration>) -> bool {
         expiry::is_live(now, self.expires, self.last_seen, idle)
     }
+
+    fn info(&self, idle: Option<Duration>) -> SessionInfo {
+        SessionInfo {
+            handle: self.handle,
+            created: self.created,
+            last_seen: self.last_seen,
+            expires: expiry::deadline(self.expires, self.last_seen, idle),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    sessions: HashMap<SessionId, Entry>,
+    owners: HashMap<Owner, HashSet<SessionId>>,
+}
+
+impl Inner {
+    fn insert(&mut self, id: SessionId, entry: Entry) {
+        if let Some(owner) = &entry.owner {
+            self.owners
+                .entry(owner.clone())
+                .or_default()
+                .insert(id.clone());
+        }
+        self.sessions.insert(id, entry);
+    }
+
+    fn remove(&mut self, id: &SessionId) -> Option<Entry> {
+        let entry = self.sessions.remove(id)?;
+        if let Some(owner) = &entry.owner {
+            self.unindex(owner, id);
+        }
+        Some(entry)
+    }
+
+    fn unindex(&mut self, owner: &Owner, id: &SessionId) {
+        if let Some(ids) = self.owners.get_mut(owner) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.owners.remove(owner);
+            }
+        }
+    }
+
+    /// Moves `id` in the index after its data changed.
+    fn reindex(&mut self, id: &SessionId, owner_key: Option<&str>) {
+        let Some(key) = owner_key else { return };
+        let Some(entry) = self.sessions.get_mut(id) else {
+            return;
+        };
+        let owner = Owner::of(&entry.data, key);
+        if owner == entry.owner {
+            return;
+        }
+        let old = std::mem::replace(&mut entry.owner, owner.clone());
+        if let Some(old) = old {
+            self.unindex(&old, id);
+        }
+        if let Some(owner) = owner {
+            self.owners.entry(owner).or_default().insert(id.clone());
+        }
+    }
 }
 
 pub struct MemoryStore {
-    sessions: Mutex<HashMap<SessionId, Entry>>,
+    inner: Mutex<Inner>,
     idle_timeout: Option<Duration>,
+    /// `sessions.owner_key`: sessions are indexed by this key's value.
+    owner_key: Option<String>,
 }
 
 impl MemoryStore {
     pub fn new(idle_timeout: Option<Duration>) -> MemoryStore {
         MemoryStore {
-            sessions: Mutex::new(HashMap::new()),
+            inner: Mutex::new(Inner::default()),
             idle_timeout,
+            owner_key: None,
         }
     }
 
+    /// Indexes sessions by the value of `key` in their data (`sessions.owner_key`).
+    pub fn with_owner_key(mut self, key: Option<String>) -> MemoryStore {
+        self.owner_key = key;
+        self
+    }
+
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().sessions.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the map half-updated in a way that matters
         // more than refusing every request forever would.
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn owner_of(&self, data: &Data) -> Option<Owner> {
+        self.owner_key.as_deref().and_then(|k| Owner::of(data, k))
     }
 }
 
@@ -82,12 +166,12 @@ impl SessionStore for MemoryStore {
         let Some(id) = SessionId::parse(cookie) else {
             return Ok(Lookup::Rejected(Reject::Tampered));
         };
-        let mut map = self.lock();
-        let Some(entry) = map.get(&id) else {
+        let mut inner = self.lock();
+        let Some(entry) = inner.sessions.get(&id) else {
             return Ok(Lookup::Rejected(Reject::Unknown));
         };
         if !entry.live(now, self.idle_timeout) {
-            map.remove(&id);
+            inner.remove(&id);
             return Ok(Lookup::Rejected(Reject::Expired));
         }
         Ok(Lookup::Found {
@@ -97,17 +181,20 @@ impl SessionStore for MemoryStore {
     }
 
     async fn create(&self, session: &Session, _now: Millis) -> Result<Write, StoreError> {
-        let mut map = self.lock();
-        if map.contains_key(&session.id) {
+        let owner = self.owner_of(&session.data);
+        let mut inner = self.lock();
+        if inner.sessions.contains_key(&session.id) {
             return Ok(Write::Collision);
         }
-        map.insert(
+        inner.insert(
             session.id.clone(),
             Entry {
                 data: Arc::clone(&session.data),
                 created: session.created,
                 last_seen: session.last_seen,
                 expires: session.expires,
+                handle: session.id.handle(),
+                owner,
             },
         );
         Ok(Write::Stored(session.id.as_str().to_owned()))
@@ -119,12 +206,15 @@ impl SessionStore for MemoryStore {
         delta: Delta<'_>,
         _now: Millis,
     ) -> Result<Write, StoreError> {
-        let mut map = self.lock();
-        let Some(entry) = map.get_mut(&session.id) else {
+        let mut inner = self.lock();
+        let Some(entry) = inner.sessions.get_mut(&session.id) else {
             return Ok(Write::Gone);
         };
         apply(&mut entry.data, delta);
         entry.last_seen = entry.last_seen.max(session.last_seen);
+        if !delta.set.is_empty() || !delta.delete.is_empty() {
+            inner.reindex(&session.id, self.owner_key.as_deref());
+        }
         Ok(Write::Stored(session.id.as_str().to_owned()))
     }
 
@@ -135,16 +225,18 @@ impl SessionStore for MemoryStore {
         delta: Delta<'_>,
         _now: Millis,
     ) -> Result<Write, StoreError> {
-        let mut map = self.lock();
-        if map.contains_key(&session.id) {
+        let mut inner = self.lock();
+        if inner.sessions.contains_key(&session.id) {
             return Ok(Write::Collision);
         }
-        let Some(mut entry) = map.remove(old) else {
+        let Some(mut entry) = inner.remove(old) else {
             return Ok(Write::Gone);
         };
         apply(&mut entry.data, delta);
         entry.last_seen = entry.last_seen.max(session.last_seen);
-        map.insert(session.id.clone(), entry);
+        entry.handle = session.id.handle();
+        entry.owner = self.owner_of(&entry.data);
+        inner.insert(session.id.clone(), entry);
         Ok(Write::Stored(session.id.as_str().to_owned()))
     }
 
@@ -154,13 +246,72 @@ impl SessionStore for MemoryStore {
     }
 
     async fn cleanup(&self, now: Millis) -> Result<CleanupReport, StoreError> {
-        let mut map = self.lock();
-        let scanned = map.len() as u64;
-        map.retain(|_, e| e.live(now, self.idle_timeout));
+        let mut inner = self.lock();
+        let scanned = inner.sessions.len() as u64;
+        let dead: Vec<SessionId> = inner
+            .sessions
+            .iter()
+            .filter(|(_, e)| !e.live(now, self.idle_timeout))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &dead {
+            inner.remove(id);
+        }
         Ok(CleanupReport {
             scanned,
-            removed: scanned - map.len() as u64,
+            removed: dead.len() as u64,
         })
+    }
+
+    async fn owner_sessions(
+        &self,
+        owner: &Owner,
+        now: Millis,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        let inner = self.lock();
+        let mut list: Vec<SessionInfo> = inner
+            .owners
+            .get(owner)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| inner.sessions.get(id))
+            .filter(|e| e.live(now, self.idle_timeout))
+            .map(|e| e.info(self.idle_timeout))
+            .collect();
+        list.sort_by_key(|i| (i.created, i.handle.as_str().to_owned()));
+        Ok(list)
+    }
+
+    async fn revoke_owner(
+        &self,
+        owner: &Owner,
+        except: Option<&SessionId>,
+        _now: Millis,
+    ) -> Result<Revoked, StoreError> {
+        let mut inner = self.lock();
+        let ids: Vec<SessionId> = inner
+            .owners
+            .get(owner)
+            .into_iter()
+            .flatten()
+            .filter(|id| Some(*id) != except)
+            .cloned()
+            .collect();
+        Ok(ids
+            .iter()
+            .filter_map(|id| inner.remove(id))
+            .map(|e| e.handle)
+            .collect())
+    }
+
+    async fn revoke_handle(&self, handle: &Handle) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let id = inner
+            .sessions
+            .iter()
+            .find(|(_, e)| e.handle == *handle)
+            .map(|(id, _)| id.clone());
+        Ok(id.and_then(|id| inner.remove(&id)).is_some())
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod cookie;
 pub mod expiry;
 pub mod memory;
+pub mod owner;
 pub mod redis;
 
 use std::future::Future;
@@ -19,6 +20,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use serde_json::{Map, Value};
+
+pub use owner::{Owner, OwnerKeys, Revoked, SessionInfo};
 
 /// The app's data for one session: a JSON object.
 pub type Data = Map<String, Value>;
@@ -71,12 +74,7 @@ impl SessionId {
     /// Returned on the stack: it is computed for every request that carries a session.
     pub fn handle(&self) -> Handle {
         use sha2::{Digest, Sha256};
-        let mut out = [0u8; Handle::LEN];
-        // 32 bytes always encode to exactly 43 characters, so this cannot fail (the unit test
-        // pins the output); no panic path on the request.
-        let _ = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode_slice(Sha256::digest(self.0.as_bytes()), &mut out);
-        Handle(out)
+        Handle::from_digest(&Sha256::digest(self.0.as_bytes()).into())
     }
 
     /// A short, non-reversible tag for logs: enough to correlate lines, useless as a credential.
@@ -92,6 +90,44 @@ pub struct Handle([u8; Handle::LEN]);
 
 impl Handle {
     pub const LEN: usize = 43;
+
+    /// The handle of the session whose ID hashes to `digest` (a Redis key holds the digest).
+    pub fn from_digest(digest: &[u8; 32]) -> Handle {
+        let mut out = [0u8; Handle::LEN];
+        // 32 bytes always encode to exactly 43 characters, so this cannot fail (the unit test
+        // pins the output); no panic path on the request.
+        let _ = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_slice(digest, &mut out);
+        Handle(out)
+    }
+
+    /// A handle as an operator or the admin API names it: exactly the shape we produce.
+    pub fn parse(text: &str) -> Option<Handle> {
+        let digest = Handle::digest_of(text)?;
+        let handle = Handle::from_digest(&digest);
+        // Canonical only: a 43-character string whose last character carries stray low bits
+        // decodes to the same digest, and must not name the session a second way.
+        (handle.as_str() == text).then_some(handle)
+    }
+
+    /// The SHA-256 of the session ID this handle names.
+    pub fn digest(&self) -> [u8; 32] {
+        Handle::digest_of(self.as_str()).unwrap_or([0; 32])
+    }
+
+    fn digest_of(text: &str) -> Option<[u8; 32]> {
+        if text.len() != Handle::LEN {
+            return None;
+        }
+        let mut digest = [0u8; 33];
+        let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode_slice(text, &mut digest)
+            .ok()?;
+        (n == 32).then(|| {
+            let mut out = [0u8; 32];
+            out.copy_from_slice(&digest[..32]);
+            out
+        })
+    }
 
     pub fn as_str(&self) -> &str {
         // Only `SessionId::handle` builds a Handle, from base64url output: always ASCII.
@@ -226,6 +262,13 @@ pub enum StoreError {
         driver: &'static str,
         message: String,
     },
+    /// The operation needs something this store does not keep (the cookie store keeps nothing
+    /// server-side to list or revoke).
+    #[error("the {driver} store cannot {what}")]
+    Unsupported {
+        driver: &'static str,
+        what: &'static str,
+    },
 }
 
 /// The store boundary. Every method is one logical operation, atomic in the store.
@@ -288,6 +331,77 @@ pub trait SessionStore: Send + Sync {
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         async { Ok(()) }
     }
+
+    /// Records that `id` belongs to `owner`, *before* the write that gives it that owner: the
+    /// index may name a session that does not exist (yet, or any more), never the reverse, so a
+    /// revocation cannot miss a session that is being created. The session's absolute end of
+    /// life bounds how long the entry is kept. A store that maintains its index inside its own
+    /// writes (memory) ignores this.
+    fn index_owner(
+        &self,
+        owner: &Owner,
+        session: &Session,
+        now: Millis,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (owner, session, now);
+        async { Ok(()) }
+    }
+
+    /// Forgets that `id` belongs to `owner`, *after* the write that changed its owner (or the
+    /// destroy that ended it).
+    fn unindex_owner(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (owner, id);
+        async { Ok(()) }
+    }
+
+    /// The owner's live sessions, oldest first.
+    fn owner_sessions(
+        &self,
+        owner: &Owner,
+        now: Millis,
+    ) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send {
+        let _ = (owner, now);
+        async {
+            Err(StoreError::Unsupported {
+                driver: self.driver(),
+                what: "list sessions by owner",
+            })
+        }
+    }
+
+    /// Ends every session of `owner` but `except`; returns the handles of those it ended.
+    fn revoke_owner(
+        &self,
+        owner: &Owner,
+        except: Option<&SessionId>,
+        now: Millis,
+    ) -> impl Future<Output = Result<Revoked, StoreError>> + Send {
+        let _ = (owner, except, now);
+        async {
+            Err(StoreError::Unsupported {
+                driver: self.driver(),
+                what: "revoke sessions by owner",
+            })
+        }
+    }
+
+    /// Ends the session named by `handle`; `false` if there was none.
+    fn revoke_handle(
+        &self,
+        handle: &Handle,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = handle;
+        async {
+            Err(StoreError::Unsupported {
+                driver: self.driver(),
+                what: "revoke a session by handle",
+            })
+        }
+    }
 }
 
 /// The configured store.
@@ -346,6 +460,35 @@ impl SessionStore for Store {
     async fn ping(&self) -> Result<(), StoreError> {
         dispatch!(self, s => s.ping().await)
     }
+    async fn index_owner(
+        &self,
+        owner: &Owner,
+        session: &Session,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.index_owner(owner, session, now).await)
+    }
+    async fn unindex_owner(&self, owner: &Owner, id: &SessionId) -> Result<(), StoreError> {
+        dispatch!(self, s => s.unindex_owner(owner, id).await)
+    }
+    async fn owner_sessions(
+        &self,
+        owner: &Owner,
+        now: Millis,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        dispatch!(self, s => s.owner_sessions(owner, now).await)
+    }
+    async fn revoke_owner(
+        &self,
+        owner: &Owner,
+        except: Option<&SessionId>,
+        now: Millis,
+    ) -> Result<Revoked, StoreError> {
+        dispatch!(self, s => s.revoke_owner(owner, except, now).await)
+    }
+    async fn revoke_handle(&self, handle: &Handle) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.revoke_handle(handle).await)
+    }
 }
 
 #[cfg(test)]
@@ -385,5 +528,21 @@ mod tests {
         assert_ne!(h, SessionId::generate().handle());
         // SHA-256 of 43 'A's, base64url without padding (computed independently with openssl).
         assert_eq!(h.as_str(), "DwBzhbb51LfusnSGBa_hqYSgo7-j8BTQnip4TOnlzRo");
+        assert_eq!(Handle::parse(h.as_str()), Some(h));
+        assert_eq!(Handle::from_digest(&h.digest()), h);
+    }
+
+    #[test]
+    fn only_canonical_handles_parse() {
+        let h = SessionId::generate().handle();
+        let mut stray = h.as_str().to_owned();
+        // The last character carries 4 payload bits and 2 padding bits: flip a padding bit.
+        let last = stray.pop().unwrap();
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let i = alphabet.iter().position(|&c| c == last as u8).unwrap();
+        stray.push(alphabet[i ^ 1] as char);
+        assert_eq!(Handle::parse(&stray), None);
+        assert_eq!(Handle::parse("short"), None);
+        assert_eq!(Handle::parse(&"!".repeat(43)), None);
     }
 }

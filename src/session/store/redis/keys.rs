@@ -15,8 +15,19 @@ pub(super) fn tag(id: &SessionId) -> u8 {
 
 /// `prefix + "{" + hex(d[0]) + "}" + hex(d[1..])` with `d = SHA-256(id)`.
 pub(super) fn key(prefix: &str, id: &SessionId) -> String {
-    let d = hex(&digest(id));
+    key_of_digest(prefix, &digest(id))
+}
+
+/// [`key`] from the digest, which is what a handle holds.
+pub(super) fn key_of_digest(prefix: &str, digest: &[u8; 32]) -> String {
+    let d = hex(digest);
     format!("{prefix}{{{}}}{}", &d[..2], &d[2..])
+}
+
+/// An owner's index: `prefix + "owner:" + hex(tag)`, the tag being the keyed hash of the owner
+/// value ([`crate::session::store::OwnerKeys`]). Session keys all continue the prefix with `{`.
+pub(super) fn owner_key(prefix: &str, tag: &[u8; 32]) -> String {
+    format!("{prefix}owner:{}", hex(tag))
 }
 
 fn hex(bytes: &[u8]) -> String {

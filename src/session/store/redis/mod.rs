@@ -50,6 +50,7 @@
 mod cleanup;
 mod connection;
 mod keys;
+mod owners;
 mod record;
 mod scripts;
 mod seal;
@@ -98,6 +99,8 @@ pub struct RedisStore {
     idle_timeout: Option<Duration>,
     /// `redis.encrypt`: writes produce the sealed layout.
     encrypt: bool,
+    /// `sessions.owner_key` is set: sessions are indexed by owner ([`owners`]).
+    owner_keys: Option<OwnerKeys>,
 }
 
 impl RedisStore {
@@ -115,7 +118,14 @@ impl RedisStore {
             prefix: config.key_prefix.clone(),
             idle_timeout,
             encrypt: config.encrypt,
+            owner_keys: None,
         })
+    }
+
+    /// Indexes sessions by owner, naming each owner's index by a keyed hash under `keys`.
+    pub fn with_owner_keys(mut self, keys: Option<OwnerKeys>) -> RedisStore {
+        self.owner_keys = keys;
+        self
     }
 
     /// The Redis key of a session: see the module docs.
@@ -282,21 +292,45 @@ impl SessionStore for RedisStore {
     }
 
     async fn destroy(&self, id: &SessionId) -> Result<(), StoreError> {
-        let key = self.key(id);
-        let key = &key;
-        self.conn
-            .run_write(|mut c| async move {
-                ::redis::cmd("DEL")
-                    .arg(key)
-                    .query_async::<i64>(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(())
+        self.delete(&self.key(id)).await.map(|_| ())
     }
 
     async fn cleanup(&self, now: Millis) -> Result<CleanupReport, StoreError> {
         self.sweep_all(now).await
+    }
+
+    async fn index_owner(
+        &self,
+        owner: &Owner,
+        session: &Session,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        self.add_owner(owner, session, now).await
+    }
+
+    async fn unindex_owner(&self, owner: &Owner, id: &SessionId) -> Result<(), StoreError> {
+        self.remove_owner(owner, id).await
+    }
+
+    async fn owner_sessions(
+        &self,
+        owner: &Owner,
+        now: Millis,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        self.list_owner(owner, now).await
+    }
+
+    async fn revoke_owner(
+        &self,
+        owner: &Owner,
+        except: Option<&SessionId>,
+        now: Millis,
+    ) -> Result<Revoked, StoreError> {
+        self.revoke_by_owner(owner, except, now).await
+    }
+
+    async fn revoke_handle(&self, handle: &Handle) -> Result<bool, StoreError> {
+        self.revoke_by_handle(handle).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

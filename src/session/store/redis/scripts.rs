@@ -21,6 +21,7 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     rewrite: Script::new(REWRITE),
     regenerate: Script::new(REGENERATE),
     sweep: Script::new(SWEEP),
+    owner_add: Script::new(include_str!("scripts/owner_add.lua")),
 });
 
 pub(super) struct Scripts {
@@ -29,6 +30,7 @@ pub(super) struct Scripts {
     pub rewrite: Script,
     pub regenerate: Script,
     pub sweep: Script,
+    pub owner_add: Script,
 }
 
 /// `update`'s answer when the hash holds the other layout: send the whole session to `rewrite`.

@@ -1,7 +1,8 @@
 -- KEYS[1] = key. ARGV: the expiry rule's cut-offs at this instant, computed by the proxy
 -- (`expiry::Cutoffs`): a session is dead when m:e <= ARGV[1] or m:s <= ARGV[2] (-1 when idleness
 -- never kills). Deletes the key if it has no TTL (every write of ours sets one, so it is debris)
--- or if its stored timestamps say it is dead. Returns 1 if removed. Check and delete are one
+-- or if its stored timestamps say it is dead; trims an owner index. Returns 1 if a session was
+-- removed. Check and delete are one
 -- script so a session refreshed meanwhile is not removed.
 local key = KEYS[1]
 local t = redis.call('TYPE', key)['ok']
@@ -11,6 +12,11 @@ end
 if redis.call('PTTL', key) == -1 then
   redis.call('DEL', key)
   return 1
+end
+if t == 'zset' then
+  -- An owner index: drop the members whose session is past its absolute expiry (the score).
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1])
+  return 0
 end
 if t ~= 'hash' then
   return 0
