@@ -221,6 +221,26 @@ async fn memory_others_and_everywhere() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revocations_are_counted() {
+    let up = app().await;
+    let proxy = Backend::Memory
+        .proxy(&up)
+        .set("admin_listen", "127.0.0.1:0")
+        .start();
+    let mut devices: Vec<Device> = (0..3).map(|_| Device::on(&proxy)).collect();
+    for d in devices.iter_mut() {
+        d.go("/login/alice").await;
+    }
+    devices[0].go("/others").await;
+    let metrics = get(proxy.admin_addr(), "/metrics", &[]).await.text();
+    assert!(
+        metrics.contains("session_proxy_sessions_revoked_total 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("op=\"revoke\""), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_others_and_everywhere_across_two_proxies() {
     let backend = Backend::Redis(RedisServer::start());
     others_then_everywhere(&backend).await;
@@ -359,6 +379,13 @@ async fn the_redis_index_holds_no_owner_value_and_expires() {
     assert_eq!(dump.trim(), handle);
     let ttl: i64 = redis.cli(&["PTTL", &keys[0]]).trim().parse().unwrap();
     assert!(ttl > 3_500_000 && ttl <= 3_600_000, "{ttl}");
+    // `cleanup` trims entries whose session is past its absolute expiry (the score), and keeps
+    // the live one.
+    redis.cli(&["ZADD", &keys[0], "1000", "an-old-entry"]);
+    let yaml = std::fs::read_to_string(&proxy.config_path).unwrap();
+    let (code, _, stderr) = run_cli(&yaml, &["cleanup"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(redis.cli(&["ZRANGE", &keys[0], "0", "-1"]).trim(), handle);
     // Logging out takes the entry out of the index.
     d.go("/logout").await;
     assert_eq!(redis.cli(&["ZCARD", &keys[0]]).trim(), "0");
