@@ -268,6 +268,20 @@ async fn the_app_sees_when_the_session_began_and_was_last_seen() {
     assert!(created <= last_seen);
     let age = SystemTime::now().duration_since(created).unwrap();
     assert!(age < Duration::from_secs(60), "created {age:?} ago");
+
+    // A client cannot plant them, in any spelling, with or without a session.
+    for cookie in [None, d.cookie.clone()] {
+        let mut headers = vec![
+            ("x-session-created", "1999-01-01T00:00:00Z"),
+            ("X_Session_Last_Seen", "1999-01-01T00:00:00Z"),
+        ];
+        let c = cookie.as_ref().map(|c| format!("{COOKIE}={c}"));
+        if let Some(c) = &c {
+            headers.push(("cookie", c));
+        }
+        let text = get(proxy.addr, "/whoami", &headers).await.text();
+        assert!(!text.contains("1999"), "{text}");
+    }
 }
 
 /// Logins race a revocation by owner (what `session-proxy sessions revoke --owner` runs): after
