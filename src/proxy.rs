@@ -6,8 +6,10 @@
 //!
 //! [`target`] decides which request targets and authorities are acceptable, [`forwarded`] writes
 //! the client-address family of headers, [`trailers`] filters trailer sections both ways,
-//! `hop_by_hop` removes what must not cross the proxy, `connector` builds the client's TCP and TLS.
+//! `hop_by_hop` removes what must not cross the proxy, `connector` builds the client's TCP and TLS,
+//! [`client`] keeps the upstream connections (per worker thread) and sends on them.
 
+pub mod client;
 mod connector;
 pub mod forwarded;
 mod hop_by_hop;
@@ -24,16 +26,12 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::MapErr;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use connector::Connector;
 pub use connector::UpstreamSetupError;
 pub use hop_by_hop::{remove_hop_by_hop, upgrade_protocol, HOP_BY_HOP};
 
 use crate::config::UpstreamConfig;
 use crate::error::{ProxyError, UpstreamFailure};
-use crate::worker::PerWorker;
 
 /// The body sent upstream: the client's, streamed, trailers filtered, with the optional size cap.
 /// Errors reading the client's body are tagged [`ClientBodyError`] so they are not mistaken for
@@ -41,8 +39,9 @@ use crate::worker::PerWorker;
 pub type UpstreamBody =
     Limited<MapErr<trailers::Filtered<Incoming>, fn(hyper::Error) -> ClientBodyError>>;
 
-/// The upstream's response body as the client receives it: streamed, trailers filtered.
-pub type DownstreamBody = trailers::Filtered<Incoming>;
+/// The upstream's response body as the client receives it: streamed, trailers filtered, its
+/// connection pooled again once it has been read to the end.
+pub type DownstreamBody = trailers::Filtered<client::Returning>;
 
 /// The client's request body broke (malformed chunking, or the client hung up mid-body).
 #[derive(Debug, thiserror::Error)]
@@ -69,11 +68,10 @@ impl ClientInfo {
 }
 
 pub struct Upstream {
-    /// One pool per worker thread, built on first use there. A pooled connection's task lives on
-    /// the runtime that opened it; sharing one pool across threads would hand thread B a
-    /// connection driven by thread A and turn every request into two cross-thread wake-ups.
-    pools: PerWorker<Client<Connector, UpstreamBody>>,
-    connector: Connector,
+    /// Connections are pooled per worker thread: a pooled connection's task lives on the runtime
+    /// that opened it; sharing one pool across threads would hand thread B a connection driven
+    /// by thread A and turn every request into two cross-thread wake-ups.
+    client: client::Client,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     /// The upstream URL's path without a trailing `/`, prepended to every request path.
@@ -102,10 +100,16 @@ impl Upstream {
         let url = &cfg.url;
         let authority = url.authority().ok_or(UpstreamSetupError::NoHost)?.clone();
         let base_path = url.path().trim_end_matches('/').to_owned();
+        let scheme = url.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP);
+        let dst = Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|_| UpstreamSetupError::NoHost)?;
         Ok(Upstream {
-            pools: PerWorker::new(),
-            connector,
-            scheme: url.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
+            client: client::Client::new(connector, dst, cfg.max_response_headers),
+            scheme,
             authority_header: HeaderValue::from_str(authority.as_str())
                 .map_err(|_| UpstreamSetupError::NoHost)?,
             authority,
@@ -200,18 +204,26 @@ impl Upstream {
         };
         headers.insert(header::HOST, host);
 
-        parts.uri = self.upstream_uri(&parts.uri)?;
+        if let Some(uri) = self.upstream_uri(&parts.uri)? {
+            parts.uri = uri;
+        }
         parts.version = Version::HTTP_11;
         Ok(())
     }
 
-    /// The upstream URI: dot-segments removed (so nothing climbs out of the prefix), then the
-    /// upstream URL's path prepended. `OPTIONS *` stays `*`.
-    fn upstream_uri(&self, original: &Uri) -> Result<Uri, ProxyError> {
+    /// The request target sent upstream, in origin-form (an HTTP/1.1 connection of our own
+    /// wants `/path?query`, not an absolute URI): dot-segments removed (so nothing climbs out of
+    /// the prefix), then the upstream URL's path prepended. `OPTIONS *` stays `*`. `None` when
+    /// the client's target is already exactly that (nearly every request): nothing is rebuilt.
+    fn upstream_uri(&self, original: &Uri) -> Result<Option<Uri>, ProxyError> {
         let path = target::normalize_path(original.path()).map_err(ProxyError::BadTarget)?;
         let query = original.query();
         let unchanged = self.base_path.is_empty() && matches!(path, std::borrow::Cow::Borrowed(_));
         let path_and_query = if unchanged {
+            if original.scheme().is_none() && original.authority().is_none() {
+                return Ok(None);
+            }
+            // Absolute-form (HTTP/1.1 proxy-style, or HTTP/2's :scheme and :authority).
             original
                 .path_and_query()
                 .cloned()
@@ -229,12 +241,7 @@ impl Upstream {
             http::uri::PathAndQuery::try_from(pq)
                 .map_err(|_| ProxyError::BadRequest("request target is not a valid path"))?
         };
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
-            .map_err(|_| ProxyError::BadRequest("request target is not a valid path"))
+        Ok(Some(Uri::from(path_and_query)))
     }
 
     /// Sends the prepared request and waits for the response head (bounded by `upstream.timeout`).
@@ -246,13 +253,14 @@ impl Upstream {
         parts: Parts,
         body: Incoming,
         upgrading: bool,
-    ) -> Result<Response<Incoming>, ProxyError> {
+    ) -> Result<Response<client::Returning>, ProxyError> {
         let limit = self.max_body.map_or(usize::MAX, |l| l as usize);
         let body = trailers::Filtered::new(body)
             .map_err(ClientBodyError as fn(hyper::Error) -> ClientBodyError);
         let req = Request::from_parts(parts, Limited::new(body, limit));
-        let response = match tokio::time::timeout(self.timeout, self.client().request(req)).await {
-            Ok(Ok(res)) => res,
+        let (response, conn) = match tokio::time::timeout(self.timeout, self.client.send(req)).await
+        {
+            Ok(Ok(sent)) => sent,
             Ok(Err(e)) => return Err(self.classify(e)),
             Err(_) => {
                 return Err(ProxyError::Upstream {
@@ -268,6 +276,7 @@ impl Upstream {
             None
         };
         remove_hop_by_hop(&mut parts.headers);
+        let switched = upgrade.is_some();
         if let Some(proto) = upgrade {
             parts
                 .headers
@@ -279,6 +288,12 @@ impl Upstream {
         // client's status line into HTTP/1.0 (and cost it keep-alive). hyper writes the version
         // the client connection speaks from here.
         parts.version = Version::HTTP_11;
+        let body = if switched {
+            // The connection is the tunnel's now (through the response's `OnUpgrade`).
+            client::Returning::unpooled(body)
+        } else {
+            self.client.returning(body, conn)
+        };
         Ok(Response::from_parts(parts, body))
     }
 
@@ -303,17 +318,6 @@ impl Upstream {
                 "the upstream switched to a protocol not listed in upstream.upgrades",
             )),
         }
-    }
-
-    fn client(&self) -> &Client<Connector, UpstreamBody> {
-        self.pools.get_or_init(|| {
-            Client::builder(TokioExecutor::new())
-                .http1_max_headers(self.max_response_headers)
-                .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(Duration::from_secs(60))
-                .pool_max_idle_per_host(1024)
-                .build(self.connector.clone())
-        })
     }
 
     /// Can a TCP connection to the upstream be opened? For `/healthz`; never on the request path.
@@ -341,7 +345,7 @@ impl Upstream {
         }
     }
 
-    fn classify(&self, e: hyper_util::client::legacy::Error) -> ProxyError {
+    fn classify(&self, e: client::SendError) -> ProxyError {
         if let Some(limit) = self.max_body {
             if find_source::<LengthLimitError>(&e).is_some() {
                 return ProxyError::BodyTooLarge { limit };
@@ -361,7 +365,7 @@ impl Upstream {
                 ),
             };
         }
-        let kind = if e.is_connect() {
+        let kind = if matches!(e, client::SendError::Connect(_)) {
             match find_source::<std::io::Error>(&e) {
                 Some(io) if io.kind() == std::io::ErrorKind::TimedOut => {
                     UpstreamFailure::ConnectTimeout
