@@ -17,6 +17,9 @@ pub enum Mode {
     /// Reads each request (no body, `Content-Length` or chunked) and answers with these bytes;
     /// keeps the connection open for the next request.
     Answer(Vec<u8>),
+    /// Like `Answer`, but closes (FIN) right after the first answer, without saying so
+    /// (`Connection: close`): an upstream whose keep-alive timeout is zero.
+    AnswerOnce(Vec<u8>),
     /// Reads the request head, then closes (FIN) without answering.
     Close,
     /// Reads the request head, then resets the connection (RST).
@@ -227,7 +230,7 @@ async fn serve(
             body: Vec::new(),
         };
         match &mode {
-            Mode::Answer(answer) => {
+            Mode::Answer(answer) | Mode::AnswerOnce(answer) => {
                 let chunked = req
                     .headers("transfer-encoding")
                     .iter()
@@ -250,6 +253,10 @@ async fn serve(
                 req.body = buf.drain(..body_len).collect();
                 requests.lock().unwrap().push(req);
                 if stream.write_all(answer).await.is_err() {
+                    return;
+                }
+                if matches!(mode, Mode::AnswerOnce(_)) {
+                    let _ = stream.shutdown().await;
                     return;
                 }
             }
