@@ -18,9 +18,9 @@
 //!   [`session::sweeper`] the periodic cleanup while serving, metered like every store call.
 //! - [`handler`] is one request's life: prepare → session in → forward → session out; the access
 //!   line is written when the response body ends ([`telemetry::AccessLog`]).
-//! - [`proxy`] forwards the request to the upstream over a pooled client: hop-by-hop headers,
-//!   `Via`, upgrades, timeouts. [`proxy::target`] decides which request targets and `Host`s are
-//!   acceptable and removes dot-segments, [`proxy::forwarded`] writes the client-address headers
+//! - [`proxy`] forwards the request to the upstream over HTTP/1.1 connections pooled per worker
+//!   thread ([`proxy::client`]): hop-by-hop headers, `Via`, upgrades, timeouts. [`proxy::target`]
+//!   decides which request targets and `Host`s are acceptable and removes dot-segments, [`proxy::forwarded`] writes the client-address headers
 //!   (`X-Forwarded-*`, `Forwarded`, `X-Real-IP`), [`proxy::trailers`] filters trailer sections;
 //!   `proxy/hop_by_hop.rs` removes hop-by-hop headers, `proxy/connector.rs` builds TCP and TLS.
 //! - [`bare_lf`] sits between the socket and hyper and refuses request heads with bare LF line
@@ -35,7 +35,8 @@
 //! - [`config`] turns `proxy.yaml` plus the environment into a validated [`config::Config`].
 //! - [`tls`] loads and hot-reloads the certificate for HTTPS listeners and holds the one crypto
 //!   provider (aws-lc-rs, the X25519MLKEM768 hybrid offered first).
-//! - [`worker`] knows which worker thread is running, for per-worker upstream pools and caches.
+//! - [`worker`] knows which worker thread is running, for per-worker caches (the upstream
+//!   pool is per thread by itself: see `proxy::client::pool`).
 //! - [`telemetry`] sets up logging and writes the access line.
 #![forbid(unsafe_code)]
 // Nothing reachable from a request may panic: an invariant that does not hold must become an error

@@ -1,6 +1,7 @@
 //! Which worker thread is running. The server runs one single-threaded runtime per core
-//! (thread-per-core); the upstream connection pool (and the assertion cache) keep one per worker,
-//! so a request never waits on an upstream connection driven by another thread.
+//! (thread-per-core); the assertion cache keeps one per worker. The upstream connection pool is
+//! one per worker too, but in a thread-local (`proxy::client::pool` says why), so a request never
+//! waits on an upstream connection driven by another thread.
 //!
 //! The Redis store is not per worker: it holds one multiplexed connection (one per node in
 //! Cluster) shared by all workers, whose socket is driven by a task on the runtime of the worker
