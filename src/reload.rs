@@ -124,6 +124,9 @@ impl Reloader {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        // The admin listener stays bound where it was: a file that moves it to loopback must not
+        // take the token off a listener that is still reachable from elsewhere.
+        new.check_admin_token(old.admin_listen)?;
         let mut done = Reloaded::default();
         let mut note = |changed: bool, what: &'static str| {
             if changed {
