@@ -424,3 +424,59 @@ fn an_admin_listener_off_loopback_needs_a_token() {
     let (code, _, err) = run_cli(&yaml, &["check"], &[("SESSION_PROXY_ADMIN_TOKEN", TOKEN)]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// Rewrites the running proxy's config file: `edit` gets the top-level mapping.
+fn edit_config(proxy: &TestProxy, edit: impl FnOnce(&mut serde_norway::Mapping)) {
+    let text = std::fs::read_to_string(&proxy.config_path).unwrap();
+    let mut tree: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    edit(tree.as_mapping_mut().unwrap());
+    std::fs::write(&proxy.config_path, serde_norway::to_string(&tree).unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn a_reload_changes_the_token_but_cannot_drop_it_off_loopback() {
+    let up = app().await;
+    let proxy = ProxyBuilder::new(&up.url())
+        .driver("memory")
+        .set("admin_listen", "0.0.0.0:0")
+        .set("admin_token", &format!("\"{TOKEN}\""))
+        .start();
+    let admin_addr = SocketAddr::from(([127, 0, 0, 1], proxy.admin_addr().port()));
+    let path = "/sessions/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    assert_eq!(
+        admin(admin_addr, "DELETE", path, Some(TOKEN)).await.status,
+        404
+    );
+
+    // The file moves admin_listen to loopback and drops the token: the listener stays where it
+    // was bound, so the reload is refused and the token still guards it.
+    edit_config(&proxy, |c| {
+        c.insert("admin_listen".into(), "127.0.0.1:0".into());
+        c.remove("admin_token");
+    });
+    proxy.signal("HUP");
+    assert!(proxy.wait_for_log("reload failed", std::time::Duration::from_secs(5)));
+    assert!(proxy.logs_text().contains("admin_token"));
+    assert_eq!(admin(admin_addr, "DELETE", path, None).await.status, 401);
+
+    // A new token applies to the next request.
+    let new = "another-admin-token-0123456789abcdefghij";
+    edit_config(&proxy, |c| {
+        c.insert("admin_listen".into(), "0.0.0.0:0".into());
+        c.insert("admin_token".into(), new.into());
+    });
+    proxy.signal("HUP");
+    assert!(proxy.wait_for_log("configuration reloaded", std::time::Duration::from_secs(5)));
+    assert_eq!(
+        admin(admin_addr, "DELETE", path, Some(TOKEN)).await.status,
+        401
+    );
+    assert_eq!(
+        admin(admin_addr, "DELETE", path, Some(new)).await.status,
+        404
+    );
+    assert!(
+        !proxy.logs_text().contains(new),
+        "the token reached the log"
+    );
+}
