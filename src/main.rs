@@ -283,7 +283,7 @@ async fn serve(config: Config, path: PathBuf, overrides: Overrides) -> anyhow::R
         "listening"
     );
     if let Some(addr) = server.admin_addr() {
-        tracing::info!(%addr, "admin listener: /metrics /livez /readyz");
+        tracing::info!(%addr, "admin listener: /metrics /livez /readyz /sessions");
     }
     if let Some(addr) = server.redirect_addr() {
         tracing::info!(%addr, "redirecting plain HTTP to HTTPS");
