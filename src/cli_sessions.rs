@@ -82,10 +82,8 @@ fn owner_arg(text: &str) -> anyhow::Result<Owner> {
     Owner::new(text).context("--owner must be 1 to 512 bytes")
 }
 
-const UNREACHABLE: &str = "the session store is unreachable";
-
 async fn list(layer: &SessionLayer, owner: &Owner) -> anyhow::Result<ExitCode> {
-    let sessions = layer.owner_sessions(owner).await.context(UNREACHABLE)?;
+    let sessions = layer.owner_sessions(owner).await?;
     for s in &sessions {
         println!(
             "{}  created={}  last_seen={}  expires={}",
@@ -100,7 +98,7 @@ async fn list(layer: &SessionLayer, owner: &Owner) -> anyhow::Result<ExitCode> {
 }
 
 async fn revoke_owner(layer: &SessionLayer, owner: &Owner) -> anyhow::Result<ExitCode> {
-    let revoked = layer.revoke_owner(owner).await.context(UNREACHABLE)?;
+    let revoked = layer.revoke_owner(owner).await?;
     for handle in &revoked {
         println!("revoked {}", handle.as_str());
     }
@@ -112,7 +110,7 @@ async fn revoke_handle(layer: &SessionLayer, text: &str) -> anyhow::Result<ExitC
     let handle = Handle::parse(text).with_context(|| {
         format!("--handle {text:?} is not a session handle (the 43-character X-Session-Id the app is given)")
     })?;
-    if !layer.revoke_handle(&handle).await.context(UNREACHABLE)? {
+    if !layer.revoke_handle(&handle).await? {
         bail!(
             "no session has handle {} (ended, expired, or never existed)",
             handle.as_str()
