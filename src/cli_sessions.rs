@@ -21,7 +21,7 @@ pub enum SessionsCommand {
     /// `HANDLE  created=…  last_seen=…  expires=…` (RFC 3339, UTC). Needs `sessions.owner_key`.
     List {
         /// The owner: the value the app stores under `sessions.owner_key` (e.g. a user ID).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         owner: String,
     },
     /// End every session of an owner (`--owner`, needs `sessions.owner_key`) or one session
@@ -30,10 +30,11 @@ pub enum SessionsCommand {
     #[command(group(ArgGroup::new("whose").required(true).args(["owner", "handle"])))]
     Revoke {
         /// End every session of this owner.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         owner: Option<String>,
-        /// End the session with this handle.
-        #[arg(long)]
+        /// End the session with this handle. A handle may begin with `-` (base64url): taken as
+        /// the value, not as an option.
+        #[arg(long, allow_hyphen_values = true)]
         handle: Option<String>,
     },
 }

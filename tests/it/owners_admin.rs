@@ -403,6 +403,14 @@ fn the_cli_refuses_stores_and_configs_that_cannot_answer() {
         assert!(err.contains(needle), "{args:?}: {err}");
         assert_eq!(out, "", "{args:?}");
     }
+    // A value may begin with `-` (a handle is base64url): it is the value, not an option.
+    let (code, _, err) = run_cli(
+        &no_owner_key,
+        &["sessions", "revoke", "--handle", "-6abc"],
+        &[],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("\"-6abc\" is not a session handle"), "{err}");
     // Exactly one of --owner and --handle: clap's usage error.
     for args in [
         &["sessions", "revoke"][..],
