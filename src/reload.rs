@@ -176,8 +176,8 @@ impl Reloader {
     }
 }
 
-/// The settings a reload found changed that only a restart applies (the running listeners,
-/// store and limits keep their old values until then).
+/// The settings that changed but only take effect after a restart: they are bound to sockets, or
+/// to the running store.
 fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut found = Vec::new();
     let mut note = |changed: bool, what: &'static str| {
