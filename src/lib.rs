@@ -40,6 +40,9 @@
 //!   provider (aws-lc-rs, the X25519MLKEM768 hybrid offered first).
 //! - [`worker`] knows which worker thread is running, for per-worker upstream pools and caches.
 //! - [`telemetry`] sets up logging and writes the access line.
+// The admin and request futures hold `&App` across awaits; proving them `Send` walks the whole
+// pipeline type (hyper, rustls, redis, prometheus) and needs more than the default 128 steps.
+#![recursion_limit = "256"]
 #![forbid(unsafe_code)]
 // Nothing reachable from a request may panic: an invariant that does not hold must become an error
 // or a safe skip (the last round's DEL panic came from an `expect` whose invariant did not hold).

@@ -36,6 +36,7 @@ pub async fn revoke_owner(app: &App, query: Option<&str>) -> Answer {
     available(app, true)?;
     let owner = owner(query)?;
     let revoked = app.session.revoke_owner(&owner).await?;
+    app.metrics.sessions_revoked(revoked.len() as u64);
     // The count, never the owner: the owner value names a user, and the log is no place for it.
     tracing::info!(
         revoked = revoked.len(),
@@ -56,6 +57,7 @@ pub async fn revoke_handle(app: &App, handle: &str) -> Answer {
             "not found: no session has this handle (ended, expired, or never existed)\n",
         ));
     }
+    app.metrics.sessions_revoked(1);
     tracing::info!(handle = handle.as_str(), "admin API: ended a session");
     json(&json!({ "revoked": 1 }))
 }
