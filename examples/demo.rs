@@ -286,14 +286,10 @@ async fn active_sessions(admin: &Admin, user: &str, this: &str) -> String {
 
 /// One session: its handle shortened to 8 characters (enough to tell a user's sessions apart).
 fn session_row(s: &Listed, this: &str) -> String {
-    let (class, mark) = if s.handle == this {
-        (" class=\"this-device\"", "this device")
-    } else {
-        ("", "")
-    };
+    let mark = if s.handle == this { "this device" } else { "" };
     let short: String = s.handle.chars().take(8).collect();
     format!(
-        "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{mark}</td></tr>\n",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{mark}</td></tr>\n",
         escape(&short),
         escape(&s.created),
         escape(&s.last_seen),
