@@ -157,6 +157,9 @@ async fn forward(
     if outcome.regenerated {
         app.metrics.session_regenerated();
     }
+    if outcome.revoked > 0 {
+        app.metrics.sessions_revoked(outcome.revoked);
+    }
     Ok(Response::from_parts(
         parts,
         Either::Left(proxy::trailers::Filtered::new(body)),

@@ -131,6 +131,9 @@ impl Metrics {
     pub fn session_regenerated(&self) {
         self.sessions.regenerated.inc();
     }
+    pub fn sessions_revoked(&self, n: u64) {
+        self.sessions.revoked.inc_by(n);
+    }
 
     pub fn cookie_rejected(&self, reason: Rejection) {
         self.sessions.rejected(reason);

@@ -34,6 +34,7 @@ pub(super) struct Sessions {
     pub(super) created: Counter,
     pub(super) destroyed: Counter,
     pub(super) regenerated: Counter,
+    pub(super) revoked: Counter,
     rejections: ByLabel<Rejection, Counter>,
     store: ByLabel<StoreOp, OpSeries>,
 }
@@ -51,6 +52,11 @@ impl Sessions {
                 registry,
                 "sessions_regenerated",
                 "Sessions given a new ID by X-Session-Regenerate",
+            ),
+            revoked: counter(
+                registry,
+                "sessions_revoked",
+                "Sessions ended by owner or handle: X-Session-Clear: others | everywhere, the admin API",
             ),
             rejections: counters(
                 registry,

@@ -18,6 +18,7 @@ mod lifecycle;
 mod limits;
 mod metrics;
 mod ops;
+mod owners;
 mod redis;
 mod redis_at_rest;
 mod redis_failover;

@@ -278,7 +278,7 @@ impl SessionStore for MemoryStore {
             .filter(|e| e.live(now, self.idle_timeout))
             .map(|e| e.info(self.idle_timeout))
             .collect();
-        list.sort_by_key(|i| (i.created, i.handle.as_str().to_owned()));
+        list.sort_by(|a, b| (a.created, a.handle.as_str()).cmp(&(b.created, b.handle.as_str())));
         Ok(list)
     }
 
@@ -410,5 +410,77 @@ mod tests {
                 removed: 1
             }
         );
+    }
+
+    fn owned(user: &str) -> Session {
+        let mut s = Session::new(SessionId::generate(), 0, Duration::from_secs(60));
+        Arc::make_mut(&mut s.data).insert("user_id".into(), json!(user));
+        s
+    }
+
+    fn handles(list: &[SessionInfo]) -> Vec<Handle> {
+        list.iter().map(|i| i.handle).collect()
+    }
+
+    #[tokio::test]
+    async fn the_owner_index_follows_every_write() {
+        let store = MemoryStore::new(None).with_owner_key(Some("user_id".into()));
+        let alice = Owner::new("alice").unwrap();
+        let (a, b, c) = (owned("alice"), owned("alice"), owned("bob"));
+        for s in [&a, &b, &c] {
+            store.create(s, 0).await.unwrap();
+        }
+        assert_eq!(store.owner_sessions(&alice, 1).await.unwrap().len(), 2);
+
+        // Regenerate moves the entry; an owner change moves it to the new owner.
+        let mut moved = a.clone();
+        moved.id = SessionId::generate();
+        store
+            .regenerate(&a.id, &moved, Delta::default(), 1)
+            .await
+            .unwrap();
+        let set = [("user_id".to_string(), json!("carol"))];
+        let delta = Delta {
+            set: &set,
+            delete: &[],
+        };
+        store.update(&b, delta, 1).await.unwrap();
+        let listed = store.owner_sessions(&alice, 1).await.unwrap();
+        assert_eq!(handles(&listed), vec![moved.id.handle()]);
+        let carol = Owner::new("carol").unwrap();
+        assert_eq!(store.owner_sessions(&carol, 1).await.unwrap().len(), 1);
+
+        // `others` spares the given session; by handle ends exactly one.
+        store.create(&owned("alice"), 0).await.unwrap();
+        let ended = store
+            .revoke_owner(&alice, Some(&moved.id), 1)
+            .await
+            .unwrap();
+        assert_eq!(ended.len(), 1);
+        assert_eq!(store.owner_sessions(&alice, 1).await.unwrap().len(), 1);
+        assert!(store.revoke_handle(&moved.id.handle()).await.unwrap());
+        assert!(!store.revoke_handle(&moved.id.handle()).await.unwrap());
+        assert!(store.owner_sessions(&alice, 1).await.unwrap().is_empty());
+        assert_eq!(store.len(), 2, "carol's and bob's remain");
+        assert!(
+            !store.lock().owners.contains_key(&alice),
+            "no empty set is kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn expired_sessions_are_not_listed_and_leave_the_index() {
+        let store =
+            MemoryStore::new(Some(Duration::from_secs(1))).with_owner_key(Some("user_id".into()));
+        let alice = Owner::new("alice").unwrap();
+        store.create(&owned("alice"), 0).await.unwrap();
+        assert_eq!(store.owner_sessions(&alice, 500).await.unwrap().len(), 1);
+        assert!(store
+            .owner_sessions(&alice, 5_000)
+            .await
+            .unwrap()
+            .is_empty());
+        store.cleanup(5_000).await.unwrap();
+        assert!(store.lock().owners.is_empty());
     }
 }
