@@ -147,6 +147,18 @@ impl Reloader {
             server_side && old.sessions.idle_timeout != new.sessions.idle_timeout,
             "sessions.idle_timeout",
         );
+        // The store indexes sessions by owner under the names it was built with.
+        note(
+            server_side && old.sessions.owner_key != new.sessions.owner_key,
+            "sessions.owner_key",
+        );
+        note(
+            server_side
+                && old.sessions.owner_key.is_some()
+                && (old.sessions.secret != new.sessions.secret
+                    || old.sessions.previous_secrets != new.sessions.previous_secrets),
+            "sessions.secret (it names the owner index)",
+        );
         note(
             serde_norway::to_string(&old.redis).ok() != serde_norway::to_string(&new.redis).ok(),
             "redis",
@@ -162,6 +174,7 @@ impl Reloader {
         effective.sessions.driver = old.sessions.driver;
         if server_side {
             effective.sessions.idle_timeout = old.sessions.idle_timeout;
+            effective.sessions.owner_key = old.sessions.owner_key.clone();
         }
         effective.redis = old.redis.clone();
         let same_upstream = serde_norway::to_string(&old.upstream).ok()
@@ -188,6 +201,9 @@ impl Reloader {
         applied.listen = old.listen;
         applied.admin_listen = old.admin_listen;
         applied.sessions.driver = old.sessions.driver;
+        if server_side {
+            applied.sessions.owner_key = old.sessions.owner_key;
+        }
         applied.redis = old.redis;
         applied.limits = old.limits;
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = applied;

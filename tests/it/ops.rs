@@ -209,7 +209,10 @@ async fn cli(yaml: &str, args: &[&str]) -> (i32, String, String) {
 async fn health_command_asks_the_configured_admin_listener() {
     let up = TestUpstream::start().await;
     // Port 0 and read back: a port picked free and released can be taken before the proxy binds.
-    let builder = ProxyBuilder::new(&up.url()).set("admin_listen", "0.0.0.0:0");
+    // Off loopback the admin listener needs a token; the probes answer without it.
+    let builder = ProxyBuilder::new(&up.url())
+        .set("admin_listen", "0.0.0.0:0")
+        .set("admin_token", &"t".repeat(32));
     let template = builder.yaml();
     let proxy = builder.start();
     let port = proxy.admin_addr().port();

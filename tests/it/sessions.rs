@@ -186,7 +186,13 @@ async fn spoofed_session_headers_are_stripped_with_a_valid_session() {
     names.sort();
     assert_eq!(
         names,
-        ["x-session-data", "x-session-id", "x-session-user-id"],
+        [
+            "x-session-created",
+            "x-session-data",
+            "x-session-id",
+            "x-session-last-seen",
+            "x-session-user-id"
+        ],
         "only the proxy's own session headers"
     );
     assert!(seen.header("x_session_id").is_none() && seen.header("x_session_role").is_none());
@@ -389,7 +395,8 @@ async fn session_data_header_is_exact_ascii_json_for_non_ascii_data() {
     assert_ne!(one(&seen, "x-session-id"), Some("shadow"));
     assert_eq!(
         session_headers(&seen).len(),
-        2 + 4,
+        // id, data, created, last-seen + the four simple keys
+        4 + 4,
         "{:?}",
         session_headers(&seen)
     );
