@@ -30,7 +30,10 @@
 //!   shutdown and idle limits over to them.
 //! - [`error`] classifies each failure in one place (HTTP status, log level, metric) and answers it.
 //! - [`metrics`] holds the Prometheus series; [`admin`] serves them with the probes (`/livez`,
-//!   `/readyz`, `/healthz`) and `/jwks.json` on a separate listener.
+//!   `/readyz`, `/healthz`), `/jwks.json` and the session API (`admin/sessions.rs`: sessions by
+//!   owner, listed and ended) on a separate listener, all but the probes behind `admin_token`
+//!   (`admin/auth.rs`). The binary's `sessions` command (`src/cli_sessions.rs`) does the same
+//!   from a shell, straight to Redis.
 //! - [`reload`] applies a changed `proxy.yaml` on SIGHUP without dropping connections.
 //! - [`config`] turns `proxy.yaml` plus the environment into a validated [`config::Config`].
 //! - [`tls`] loads and hot-reloads the certificate for HTTPS listeners and holds the one crypto

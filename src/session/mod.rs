@@ -13,6 +13,7 @@ pub mod assertion;
 pub mod clock;
 pub mod cookie;
 mod error;
+mod owners;
 pub mod protocol;
 pub mod store;
 pub mod sweeper;
@@ -27,6 +28,7 @@ use crate::metrics::{Metrics, StoreOp};
 use clock::Clock;
 use cookie::{CookieSpec, MAX_SET_COOKIE};
 pub use error::SessionError;
+pub use owners::OwnersOff;
 use protocol::{Controls, Revoke, MAX_KEYS};
 use store::{
     Data, Delta, Lookup, Millis, Owner, Reject, Session, SessionId, SessionStore, Store,
