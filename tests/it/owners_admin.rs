@@ -488,3 +488,74 @@ async fn a_reload_changes_the_token_but_cannot_drop_it_off_loopback() {
         "the token reached the log"
     );
 }
+
+/// The admin API of either proxy and the CLI over one Redis (standalone or Cluster): listed on
+/// one proxy, ended by handle on the other, the rest by owner from the command line; gone
+/// through both, and bob untouched.
+async fn admin_and_cli_share_one_redis(store: (&str, String)) {
+    let up = app().await;
+    let builder = || {
+        ProxyBuilder::new(&up.url())
+            .driver("redis")
+            .set(store.0, &store.1)
+            .set("sessions.owner_key", "user_id")
+            .set("admin_listen", "127.0.0.1:0")
+            .set("admin_token", &format!("\"{TOKEN}\""))
+    };
+    let yaml = builder().yaml();
+    let (a, b) = (builder().start(), builder().start());
+    let alice = vec![
+        login(a.addr, "alice").await,
+        login(b.addr, "alice").await,
+        login(a.addr, "alice").await,
+    ];
+    let bob = login(b.addr, "bob").await;
+    let alice_handles: Vec<String> = alice.iter().map(|(_, h)| h.clone()).collect();
+
+    let listing = json(&admin(a.admin_addr(), "GET", "/sessions?owner=alice", Some(TOKEN)).await);
+    assert_eq!(sorted(handles(&listing)), sorted(alice_handles.clone()));
+
+    let (cookie, handle) = &alice[0];
+    let gone = admin(
+        b.admin_addr(),
+        "DELETE",
+        &format!("/sessions/{handle}"),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(gone.status, 200, "{}", gone.text());
+    for proxy in [&a, &b] {
+        assert_eq!(whoami(proxy.addr, cookie).await.text(), "-");
+    }
+
+    let (code, out, err) = run_cli(&yaml, &["sessions", "list", "--owner", "alice"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(cli_lines(&out).len(), 2, "{out}");
+    let (code, _, err) = run_cli(&yaml, &["sessions", "revoke", "--owner", "alice"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("revoked 2 session(s)"), "{err}");
+    for (cookie, _) in &alice {
+        for proxy in [&a, &b] {
+            assert_eq!(whoami(proxy.addr, cookie).await.text(), "-");
+        }
+    }
+    let listing = json(&admin(b.admin_addr(), "GET", "/sessions?owner=alice", Some(TOKEN)).await);
+    assert!(handles(&listing).is_empty(), "{listing}");
+    for proxy in [&a, &b] {
+        assert_eq!(whoami(proxy.addr, &bob.0).await.text(), bob.1);
+    }
+    let listing = json(&admin(a.admin_addr(), "GET", "/sessions?owner=bob", Some(TOKEN)).await);
+    assert_eq!(handles(&listing), vec![bob.1.clone()]);
+}
+
+#[tokio::test]
+async fn admin_api_and_cli_on_standalone_redis() {
+    let redis = RedisServer::start();
+    admin_and_cli_share_one_redis(("redis.url", format!("\"{}\"", redis.url()))).await;
+}
+
+#[tokio::test]
+async fn admin_api_and_cli_on_redis_cluster() {
+    let cluster = RedisCluster::start(3);
+    admin_and_cli_share_one_redis(("redis.cluster", cluster.yaml_list())).await;
+}
