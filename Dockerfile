@@ -51,10 +51,11 @@ COPY docker/proxy.yaml /etc/session-proxy/proxy.yaml
 VOLUME ["/etc/session-proxy/certs"]
 ENV SESSION_PROXY_CONFIG=/etc/session-proxy/proxy.yaml
 USER 10001
-# 8080 the proxy, 8443 HTTPS when tls: is on, 9901 the admin listener (metrics and probes: for
-# the orchestrator and Prometheus, never published to the internet).
+# 8080 the proxy, 8443 HTTPS when tls: is on, 9901 the admin listener (metrics, probes and the
+# session API: on loopback unless SESSION_PROXY_ADMIN_LISTEN=0.0.0.0:9901 and
+# SESSION_PROXY_ADMIN_TOKEN are set; for the orchestrator and Prometheus, never published).
 EXPOSE 8080 8443 9901
-# `health` asks /readyz of the config's admin_listen (0.0.0.0:9901 is reached over loopback) and
+# `health` asks /readyz of the config's admin_listen (a wildcard address is reached over loopback) and
 # exits 0/1. The proxy bounds /readyz at 2s, so a 5s timeout never cuts a slow answer short.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \
   CMD ["/usr/local/bin/session-proxy", "health"]

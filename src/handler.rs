@@ -9,7 +9,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Either;
 use hyper::body::Incoming;
 
-use crate::config::{Config, Driver};
+use crate::config::{AdminToken, Config, Driver};
 use crate::error::{ProxyError, ResponseBody};
 use crate::metrics::Metrics;
 use crate::proxy::{self, ClientInfo, Upstream, UpstreamSetupError, X_REQUEST_ID};
@@ -24,6 +24,9 @@ pub struct App {
     pub session: SessionLayer,
     pub upstream: Arc<Upstream>,
     pub metrics: Arc<Metrics>,
+    /// `admin_token`: held here rather than by the admin listener so that a reload that changes
+    /// or sets it takes effect for the next admin request.
+    pub admin_token: Option<AdminToken>,
 }
 
 /// The pipeline a reload replaces, and what of it the new one keeps.
@@ -64,6 +67,7 @@ impl App {
             session,
             upstream,
             metrics,
+            admin_token: config.admin_token.clone(),
         })
     }
 }

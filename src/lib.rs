@@ -30,7 +30,10 @@
 //!   shutdown and idle limits over to them.
 //! - [`error`] classifies each failure in one place (HTTP status, log level, metric) and answers it.
 //! - [`metrics`] holds the Prometheus series; [`admin`] serves them with the probes (`/livez`,
-//!   `/readyz`, `/healthz`) and `/jwks.json` on a separate listener.
+//!   `/readyz`, `/healthz`), `/jwks.json` and the session API (`admin/sessions.rs`: sessions by
+//!   owner, listed and ended) on a separate listener, all but the probes behind `admin_token`
+//!   (`admin/auth.rs`). The binary's `sessions` command (`src/cli_sessions.rs`) does the same
+//!   from a shell, straight to Redis.
 //! - [`reload`] applies a changed `proxy.yaml` on SIGHUP without dropping connections.
 //! - [`config`] turns `proxy.yaml` plus the environment into a validated [`config::Config`].
 //! - [`tls`] loads and hot-reloads the certificate for HTTPS listeners and holds the one crypto
@@ -38,6 +41,9 @@
 //! - [`worker`] knows which worker thread is running, for per-worker caches (the upstream
 //!   pool is per thread by itself: see `proxy::client::pool`).
 //! - [`telemetry`] sets up logging and writes the access line.
+// The admin and request futures hold `&App` across awaits; proving them `Send` walks the whole
+// pipeline type (hyper, rustls, redis, prometheus) and needs more than the default 128 steps.
+#![recursion_limit = "256"]
 #![forbid(unsafe_code)]
 // Nothing reachable from a request may panic: an invariant that does not hold must become an error
 // or a safe skip (the last round's DEL panic came from an `expect` whose invariant did not hold).

@@ -2,6 +2,8 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![warn(clippy::too_many_lines)]
 
+mod cli_sessions;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -86,6 +88,12 @@ enum Command {
     },
     /// Remove expired sessions from the store, then exit. Meant for cron.
     Cleanup,
+    /// List or end sessions by owner (`sessions.owner_key`) or by handle, straight in the
+    /// store (Redis; a memory store is reached through the admin API instead).
+    Sessions {
+        #[command(subcommand)]
+        command: cli_sessions::SessionsCommand,
+    },
     /// Ask a running proxy's admin listener whether it is ready (`/readyz`): exit 0 when it
     /// answers 200, 1 otherwise. For container HEALTHCHECKs and scripts.
     Health {
@@ -143,6 +151,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cleanup => {
             let config = Config::load(&cli.config, &Overrides::default())?;
             runtime()?.block_on(cleanup(&config))
+        }
+        Command::Sessions { command } => {
+            let config = Config::load(&cli.config, &Overrides::default())?;
+            runtime()?.block_on(cli_sessions::run(&config, command))
         }
         Command::Health { url, timeout } => {
             let url = health_url(url, &cli.config)?;
@@ -271,7 +283,7 @@ async fn serve(config: Config, path: PathBuf, overrides: Overrides) -> anyhow::R
         "listening"
     );
     if let Some(addr) = server.admin_addr() {
-        tracing::info!(%addr, "admin listener: /metrics /livez /readyz");
+        tracing::info!(%addr, "admin listener: /metrics /livez /readyz /sessions");
     }
     if let Some(addr) = server.redirect_addr() {
         tracing::info!(%addr, "redirecting plain HTTP to HTTPS");

@@ -124,37 +124,14 @@ impl Reloader {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let mut done = Reloaded::default();
-        let mut note = |changed: bool, what: &'static str| {
-            if changed {
-                done.needs_restart.push(what);
-            }
+        // The admin listener stays bound where it was: a file that moves it to loopback must not
+        // take the token off a listener that is still reachable from elsewhere.
+        new.check_admin_token(old.admin_listen)?;
+        let mut done = Reloaded {
+            needs_restart: needs_restart(&old, &new),
+            ..Reloaded::default()
         };
-        note(old.listen != new.listen, "listen");
-        note(old.admin_listen != new.admin_listen, "admin_listen");
-        note(old.tls.is_some() != new.tls.is_some(), "tls (on/off)");
-        note(
-            old.tls.as_ref().and_then(|t| t.redirect_http)
-                != new.tls.as_ref().and_then(|t| t.redirect_http),
-            "tls.redirect_http",
-        );
-        note(
-            old.sessions.driver != new.sessions.driver,
-            "sessions.driver",
-        );
         let server_side = old.sessions.driver != Driver::Cookie;
-        note(
-            server_side && old.sessions.idle_timeout != new.sessions.idle_timeout,
-            "sessions.idle_timeout",
-        );
-        note(
-            serde_norway::to_string(&old.redis).ok() != serde_norway::to_string(&new.redis).ok(),
-            "redis",
-        );
-        note(
-            serde_norway::to_string(&old.limits).ok() != serde_norway::to_string(&new.limits).ok(),
-            "limits",
-        );
 
         // Build everything before swapping anything, so a failure changes nothing.
         let current = self.app.load_full();
@@ -162,6 +139,7 @@ impl Reloader {
         effective.sessions.driver = old.sessions.driver;
         if server_side {
             effective.sessions.idle_timeout = old.sessions.idle_timeout;
+            effective.sessions.owner_key = old.sessions.owner_key.clone();
         }
         effective.redis = old.redis.clone();
         let same_upstream = serde_norway::to_string(&old.upstream).ok()
@@ -188,9 +166,61 @@ impl Reloader {
         applied.listen = old.listen;
         applied.admin_listen = old.admin_listen;
         applied.sessions.driver = old.sessions.driver;
+        if server_side {
+            applied.sessions.owner_key = old.sessions.owner_key;
+        }
         applied.redis = old.redis;
         applied.limits = old.limits;
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = applied;
         Ok(done)
     }
+}
+
+/// The settings that changed but only take effect after a restart: they are bound to sockets, or
+/// to the running store.
+fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    let mut note = |changed: bool, what: &'static str| {
+        if changed {
+            found.push(what);
+        }
+    };
+    note(old.listen != new.listen, "listen");
+    note(old.admin_listen != new.admin_listen, "admin_listen");
+    note(old.tls.is_some() != new.tls.is_some(), "tls (on/off)");
+    note(
+        old.tls.as_ref().and_then(|t| t.redirect_http)
+            != new.tls.as_ref().and_then(|t| t.redirect_http),
+        "tls.redirect_http",
+    );
+    note(
+        old.sessions.driver != new.sessions.driver,
+        "sessions.driver",
+    );
+    let server_side = old.sessions.driver != Driver::Cookie;
+    note(
+        server_side && old.sessions.idle_timeout != new.sessions.idle_timeout,
+        "sessions.idle_timeout",
+    );
+    // The store indexes sessions by owner under the names it was built with.
+    note(
+        server_side && old.sessions.owner_key != new.sessions.owner_key,
+        "sessions.owner_key",
+    );
+    note(
+        server_side
+            && old.sessions.owner_key.is_some()
+            && (old.sessions.secret != new.sessions.secret
+                || old.sessions.previous_secrets != new.sessions.previous_secrets),
+        "sessions.secret (it names the owner index)",
+    );
+    note(
+        serde_norway::to_string(&old.redis).ok() != serde_norway::to_string(&new.redis).ok(),
+        "redis",
+    );
+    note(
+        serde_norway::to_string(&old.limits).ok() != serde_norway::to_string(&new.limits).ok(),
+        "limits",
+    );
+    found
 }

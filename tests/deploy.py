@@ -149,11 +149,14 @@ def kubernetes(proxy):
               and not c["securityContext"]["allowPrivilegeEscalation"], f"{name}: non-root, read-only root FS, no privilege escalation")
         env = {e["name"]: e.get("valueFrom", {}).get("secretKeyRef", {}).get("name") for e in c["env"]}
         check(env.get("SESSION_SECRET") == docs["Secret"]["metadata"]["name"], f"{name}: SESSION_SECRET from the Secret")
+        check(env.get("SESSION_PROXY_ADMIN_TOKEN") == docs["Secret"]["metadata"]["name"],
+              f"{name}: SESSION_PROXY_ADMIN_TOKEN from the Secret (admin_listen is off loopback)")
     check(docs["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"] == ["cleanup"], "CronJob runs cleanup")
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
         f.write(configmap["data"]["proxy.yaml"])
         f.flush()
-        env = {**os.environ, "SESSION_SECRET": SECRET, "REDIS_URL": "redis://127.0.0.1:1/0"}
+        env = {**os.environ, "SESSION_SECRET": SECRET, "REDIS_URL": "redis://127.0.0.1:1/0",
+               "SESSION_PROXY_ADMIN_TOKEN": SECRET}
         out = run([proxy, "--config", f.name, "check"], env=env)
         check(out.returncode == 0, "the ConfigMap's proxy.yaml passes session-proxy check" + ("" if out.returncode == 0 else f": {out.stderr}"))
         out = run([proxy, "--config", f.name, "check"], env={**env, "SESSION_SECRET": docs["Secret"]["stringData"]["SESSION_SECRET"]})
@@ -197,7 +200,7 @@ def compose(proxy):
             # The image's ENV and the addresses the host has free (the image listens on 8080/9901).
             "SESSION_PROXY_CONFIG": os.path.join(REPO, "docker", "proxy.yaml"),
             "SESSION_PROXY_LISTEN": f"127.0.0.1:{listen}",
-            "SESSION_PROXY_ADMIN_LISTEN": f"0.0.0.0:{admin}",
+            "SESSION_PROXY_ADMIN_LISTEN": f"127.0.0.1:{admin}",
             "SESSION_SECRET": "",
             "RUST_LOG": "warn",
         })

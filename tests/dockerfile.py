@@ -409,7 +409,9 @@ def check_image(stage):
     env = {"SESSION_SECRET": secret,
            "SESSION_PROXY_UPSTREAM": f"http://127.0.0.1:{upstream.server_address[1]}",
            "SESSION_PROXY_LISTEN": f"0.0.0.0:{listen}",
-           "SESSION_PROXY_ADMIN_LISTEN": f"0.0.0.0:{admin}"}
+           "SESSION_PROXY_ADMIN_LISTEN": f"0.0.0.0:{admin}",
+           # Off loopback the admin listener needs a token; the HEALTHCHECK's /readyz does not.
+           "SESSION_PROXY_ADMIN_TOKEN": secret}
     argv, full_env = in_image(image, config, config["Entrypoint"] + config["Cmd"], env)
     proxy = subprocess.Popen(argv, env=full_env, stdout=subprocess.DEVNULL,
                              stderr=open(os.path.join(WORK, "logs", "serve.log"), "w"))

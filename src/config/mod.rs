@@ -202,6 +202,13 @@ impl Config {
         }
     }
 
+    /// Whether this config's `admin_token` may guard an admin listener bound to `admin` (a
+    /// reload keeps the listener where it was bound, so the rule must follow that address, not
+    /// the new file's `admin_listen`).
+    pub fn check_admin_token(&self, admin: Option<SocketAddr>) -> Result<(), ConfigError> {
+        validate::admin_token(self.admin_token.as_ref(), admin)
+    }
+
     /// The effective configuration as YAML, every secret and password replaced by `<redacted>`.
     pub fn to_redacted_yaml(&self) -> String {
         serde_norway::to_string(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))

@@ -42,8 +42,11 @@ pub struct Class {
     /// `Connection: close`: the request's framing was refused, so the stream is in an unknown
     /// state.
     pub close: bool,
-    /// `Allow: GET, HEAD` (a 405 must say what is allowed).
-    pub allow_get: bool,
+    /// `Allow: ...` (a 405 must say what is allowed).
+    pub allow: Option<&'static str>,
+    /// `WWW-Authenticate: Bearer realm="session-proxy admin"` (a 401 must say how to
+    /// authenticate).
+    pub challenge: bool,
 }
 
 impl Class {
@@ -55,7 +58,8 @@ impl Class {
             message,
             retry_after: false,
             close: false,
-            allow_get: false,
+            allow: None,
+            challenge: false,
         }
     }
 
@@ -98,14 +102,33 @@ impl ProxyError {
             ProxyError::Internal(_) => {
                 Class::new(S::INTERNAL_SERVER_ERROR, Error, "Internal Server Error\n")
             }
-            ProxyError::MethodNotAllowed => Class {
-                allow_get: true,
-                ..Class::new(S::METHOD_NOT_ALLOWED, Debug, "GET only\n")
+            ProxyError::MethodNotAllowed { allow } => Class {
+                allow: Some(*allow),
+                ..Class::new(S::METHOD_NOT_ALLOWED, Debug, method_not_allowed(allow))
             },
             ProxyError::NotFound(message) => Class::new(S::NOT_FOUND, Debug, message),
+            // Info, not Debug: a wrong token on the admin port is worth seeing in the log.
+            ProxyError::Unauthorized => Class {
+                challenge: true,
+                ..Class::new(
+                    S::UNAUTHORIZED,
+                    Info,
+                    "unauthorized: this admin path needs Authorization: Bearer <admin_token>\n",
+                )
+            },
+            ProxyError::BadAdminRequest(message) => Class::new(S::BAD_REQUEST, Debug, message),
             // The body is the cause's chain (see `respond`); this text is the fallback.
             ProxyError::NotReady(_) => Class::new(S::SERVICE_UNAVAILABLE, Debug, "not ready\n"),
         }
+    }
+}
+
+/// The 405 body: "GET only" for the endpoints that have always said so, else the list.
+fn method_not_allowed(allow: &str) -> &'static str {
+    match allow {
+        "GET, HEAD" => "GET only\n",
+        "DELETE" => "DELETE only\n",
+        _ => "Method Not Allowed: see the Allow header\n",
     }
 }
 
@@ -207,8 +230,15 @@ mod tests {
                 Some(Counted::Rejection(Rejection::TooLarge)),
             ),
             (ProxyError::Internal("x"), 500, Error, None),
-            (ProxyError::MethodNotAllowed, 405, Debug, None),
+            (
+                ProxyError::MethodNotAllowed { allow: "GET, HEAD" },
+                405,
+                Debug,
+                None,
+            ),
             (ProxyError::NotFound("not found\n"), 404, Debug, None),
+            (ProxyError::Unauthorized, 401, Info, None),
+            (ProxyError::BadAdminRequest("no owner\n"), 400, Debug, None),
         ] {
             let class = e.class();
             assert_eq!(class.status.as_u16(), status, "{e:?}");
@@ -239,7 +269,16 @@ mod tests {
         ));
         let res = ProxyError::BadRequest("x").into_response();
         assert_eq!(res.headers()[http::header::CONNECTION], "close");
-        let res = ProxyError::MethodNotAllowed.into_response();
+        let res = ProxyError::MethodNotAllowed { allow: "GET, HEAD" }.into_response();
         assert_eq!(res.headers()[http::header::ALLOW], "GET, HEAD");
+        let res = ProxyError::MethodNotAllowed { allow: "DELETE" }.into_response();
+        assert_eq!(res.headers()[http::header::ALLOW], "DELETE");
+        let res = ProxyError::Unauthorized.into_response();
+        assert_eq!(
+            res.headers()[http::header::WWW_AUTHENTICATE],
+            r#"Bearer realm="session-proxy admin""#
+        );
+        let res = ProxyError::BadAdminRequest("no owner\n").into_response();
+        assert!(!res.headers().contains_key(http::header::CONNECTION));
     }
 }

@@ -11,7 +11,7 @@ mod class;
 mod respond;
 
 pub use class::{Class, Counted, Level};
-pub use respond::{chain, ok, permanent_redirect, ResponseBody};
+pub use respond::{chain, ok, ok_json, permanent_redirect, ResponseBody};
 
 use crate::admin::NotReady;
 use crate::proxy::target::TargetError;
@@ -71,13 +71,23 @@ pub enum ProxyError {
     /// error log, instead of a panic that would take the connection's other requests with it.
     #[error("internal error: {0}")]
     Internal(&'static str),
-    /// A method a proxy-owned endpoint (admin listener, JWKS) does not serve: only `GET` and
-    /// `HEAD` are.
+    /// A method a proxy-owned endpoint (admin listener, JWKS) does not serve; `allow` lists those
+    /// it does (`GET, HEAD` for all but the admin session API).
     #[error("method not allowed")]
-    MethodNotAllowed,
-    /// An admin path that does not exist; the text says what does.
+    MethodNotAllowed { allow: &'static str },
+    /// An admin path that does not exist, or a resource it names that does not (a session
+    /// handle, the owner API with `sessions.owner_key` unset); the text says why.
     #[error("not found")]
     NotFound(&'static str),
+    /// An admin path other than the probes without `Authorization: Bearer <admin_token>`, or
+    /// with another token.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// An admin API request whose arguments are wrong (a missing `?owner=`, a malformed handle);
+    /// the text says which. Unlike [`ProxyError::BadRequest`] the framing was fine, so the
+    /// connection stays open.
+    #[error("bad admin request: {}", .0.trim_end())]
+    BadAdminRequest(&'static str),
     /// `/readyz`: not ready for traffic; the body names the cause.
     #[error("not ready")]
     NotReady(#[source] NotReady),

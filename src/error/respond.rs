@@ -57,8 +57,14 @@ impl ProxyError {
         if class.close {
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        if class.allow_get {
-            h.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        if let Some(allow) = class.allow {
+            h.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if class.challenge {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer realm="session-proxy admin""#),
+            );
         }
         res
     }
@@ -96,8 +102,10 @@ impl ProxyError {
             ProxyError::BodyTooLarge { .. }
             | ProxyError::BadRequest(_)
             | ProxyError::BadTarget(_)
-            | ProxyError::MethodNotAllowed
-            | ProxyError::NotFound(_) => {
+            | ProxyError::MethodNotAllowed { .. }
+            | ProxyError::NotFound(_)
+            | ProxyError::Unauthorized
+            | ProxyError::BadAdminRequest(_) => {
                 event_at!(level, error = %chain(self), "request refused")
             }
         }
@@ -123,6 +131,18 @@ fn plain(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
 /// `200` with a short text (the liveness and readiness probes).
 pub fn ok(body: &'static str) -> Response<ResponseBody> {
     plain(StatusCode::OK, body)
+}
+
+/// `200` with a JSON document (the admin session API). `no-store`: it lists live sessions.
+pub fn ok_json(body: Bytes) -> Response<ResponseBody> {
+    let mut res = Response::new(Either::Right(Full::new(body)));
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
 }
 
 /// The HTTP→HTTPS redirect: `308`, so that the method and body are kept.

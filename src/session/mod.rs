@@ -13,6 +13,7 @@ pub mod assertion;
 pub mod clock;
 pub mod cookie;
 mod error;
+mod owners;
 pub mod protocol;
 pub mod store;
 pub mod sweeper;
@@ -27,6 +28,7 @@ use crate::metrics::{Metrics, StoreOp};
 use clock::Clock;
 use cookie::{CookieSpec, MAX_SET_COOKIE};
 pub use error::SessionError;
+pub use owners::OwnersOff;
 use protocol::{Controls, Revoke, MAX_KEYS};
 use store::{
     Data, Delta, Lookup, Millis, Owner, Reject, Session, SessionId, SessionStore, Store,
@@ -264,9 +266,13 @@ impl SessionLayer {
     ) -> Result<Option<String>, SessionError> {
         let mut session = state.loaded;
         let had_cookie = session.is_some() || state.stale_cookie;
+        // Only a response with controls can change a session's owner or ID: the index is left
+        // alone otherwise, so plain requests (and idle refreshes) pay nothing for it.
+        let tracked = self.tracks(&controls);
         // Whose session arrived, under which ID: the owner index follows both.
         let arrived = session
             .as_ref()
+            .filter(|_| tracked)
             .and_then(|s| Some((self.owner_of(&s.data)?, s.id.clone())));
 
         // Destroyed below, once nothing can refuse the response any more.
@@ -288,15 +294,10 @@ impl SessionLayer {
             self.check_size(&before, &session.data)?;
         }
         let owner = self
-            .settle_owner(
-                arrived.as_ref(),
-                cleared,
-                controls.revoke,
-                &session,
-                now,
-                outcome,
-            )
+            .settle_owner(&controls, arrived.as_ref(), cleared, &session, now, outcome)
             .await?;
+        // A cleared session left its owner's index with it (`end`).
+        let arrived = arrived.filter(|_| !controls.clear);
         let indexed = session.id.clone();
         let wrote = !set.is_empty() || !delete.is_empty();
         let refresh = self.idle_timeout.is_some_and(|idle| {
@@ -322,7 +323,7 @@ impl SessionLayer {
         }
         .map_err(SessionError::Store)?;
 
-        if let Write::Stored(_) = write {
+        if let (Write::Stored(_), true) = (&write, tracked) {
             self.after_write(arrived.as_ref(), owner.as_ref(), &indexed, &session, now)
                 .await?;
         }
@@ -377,13 +378,18 @@ impl SessionLayer {
     /// write, never after: see `index_owner`). Returns the owner the session is written with.
     async fn settle_owner(
         &self,
+        controls: &Controls,
         arrived: Option<&(Owner, SessionId)>,
         cleared: Option<Session>,
-        revoke: Option<Revoke>,
         session: &Session,
         now: Millis,
         outcome: &mut Outcome,
     ) -> Result<Option<Owner>, SessionError> {
+        let revoke = controls.revoke;
+        if !self.tracks(controls) {
+            self.end(cleared, revoke, None, None, now, outcome).await?;
+            return Ok(None);
+        }
         let owner = self.owner_of(&session.data);
         // `others` of the owner the session arrived with, or (a login that also signs out the
         // other devices) the one this response gives it. The session keeps its arriving ID until
@@ -423,6 +429,11 @@ impl SessionLayer {
             }
         }
         Ok(())
+    }
+
+    /// Whether this response's controls can change whose session it is (and so the index).
+    fn tracks(&self, controls: &Controls) -> bool {
+        self.owner_key.is_some() && !controls.is_empty()
     }
 
     /// The owner named by `sessions.owner_key` in `data`, when that is configured.

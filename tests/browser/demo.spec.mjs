@@ -1,76 +1,19 @@
 // Headless Chromium against the running demo (examples/demo.rs): log in, see the name, reload and
 // still see it, log out and see it gone; the session cookie is HttpOnly (invisible to JavaScript).
+// Runs against either store: with DEMO_STORE=memory the page also lists this one active session.
 //
-// Usage: DEMO_URL=http://127.0.0.1:8080/ node demo.spec.mjs   (run.sh starts the demo for you)
+// Usage: DEMO_URL=http://127.0.0.1:8080/ [DEMO_STORE=memory] node demo.spec.mjs   (run.sh starts
+// the demo for you)
 // Prints one line per check and, last, `N passed, N failed`. Exit status 0 only if all passed.
 
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { STORE, URL, check, device, finish, launch } from "./harness.mjs";
 
-const URL = process.env.DEMO_URL ?? "http://127.0.0.1:8080/";
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const COOKIE = "session_id";
 const NAME = "José Lovelace";
 
-// Nothing here may hang: the whole run is bounded.
-const watchdog = setTimeout(() => {
-  console.log("FAIL watchdog: the browser test took longer than 90s");
-  console.log(`${passed} passed, ${failed + 1} failed`);
-  process.exit(1);
-}, 90_000);
-
-let passed = 0;
-let failed = 0;
-let broken = false;
-
-/** One check. After a failure the flow is broken, so the rest are counted failed, not run. */
-async function check(name, fn) {
-  if (broken) {
-    failed++;
-    console.log(`FAIL ${name} (not run: an earlier step failed)`);
-    return;
-  }
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failed++;
-    broken = true;
-    console.log(`FAIL ${name}\n     ${String(e?.stack ?? e).split("\n").join("\n     ")}`);
-  }
-}
-
-const userDataDir = mkdtempSync(join(tmpdir(), "session-proxy-chromium-"));
-let context;
-try {
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-    timeout: 30_000,
-  });
-} catch (e) {
-  console.log(`FAIL launch ${CHROMIUM}\n     ${e?.message ?? e}`);
-  console.log("0 passed, 1 failed");
-  rmSync(userDataDir, { recursive: true, force: true });
-  process.exit(1);
-}
-
-const page = context.pages()[0] ?? (await context.newPage());
-page.setDefaultTimeout(10_000);
+const browser = await launch();
+const { context, page } = await device(browser);
 const sessionCookie = async () => (await context.cookies(URL)).find((c) => c.name === COOKIE);
 const status = () => page.locator("#status").innerText();
 
@@ -106,6 +49,28 @@ await check("the app saw the session as headers, not the cookie", async () => {
   assert.ok(!table.includes(COOKIE), table);
 });
 
+await check("the page says since when, and what this store can list", async () => {
+  const table = await page.locator("#headers").innerText();
+  const created = table.match(/x-session-created\s+(\S+)/)?.[1];
+  assert.match(created ?? "", /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, table);
+  assert.equal(await page.locator("#since").innerText(), created);
+  if (STORE === "memory") {
+    const rows = page.locator("#sessions tbody tr");
+    assert.equal(await rows.count(), 1, await page.locator("#sessions").innerText());
+    const id = table.match(/x-session-id\s+(\S+)/)?.[1] ?? "";
+    assert.equal(id.length, 43, table);
+    assert.equal(await rows.first().locator("td").first().innerText(), id.slice(0, 8));
+    assert.match(await rows.first().innerText(), /this device/);
+  } else {
+    assert.equal(
+      await page.locator("#no-store").innerText(),
+      "Active sessions and sign-out-everywhere need a server-side store: run with DEMO_STORE=memory",
+    );
+    assert.equal(await page.locator("#sessions").count(), 0);
+    assert.equal(await page.locator("#logout-everywhere").count(), 0);
+  }
+});
+
 await check("after a reload the name is still there and the counter went up", async () => {
   await page.reload();
   assert.equal(await page.locator("#user").innerText(), NAME);
@@ -125,8 +90,4 @@ await check("still signed out after another reload", async () => {
   assert.match(await status(), /not signed in/);
 });
 
-await context.close().catch(() => {});
-rmSync(userDataDir, { recursive: true, force: true });
-clearTimeout(watchdog);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed === 0 && passed > 0 ? 0 : 1);
+await finish(browser);

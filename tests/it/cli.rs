@@ -108,6 +108,7 @@ fn every_subcommand_has_help() {
         "check",
         "keygen",
         "cleanup",
+        "sessions",
         "health",
         "completions",
         "man",
@@ -125,7 +126,15 @@ fn every_subcommand_has_help() {
     let out = Command::new(binary()).arg("--help").output().unwrap();
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for sub in ["serve", "check", "keygen", "cleanup", "completions", "man"] {
+    for sub in [
+        "serve",
+        "check",
+        "keygen",
+        "cleanup",
+        "sessions",
+        "completions",
+        "man",
+    ] {
         assert!(stdout.contains(sub), "{stdout}");
     }
     // serve's help documents its overrides.
@@ -238,11 +247,12 @@ fn version_names_the_commit_and_the_target() {
     );
 }
 
-const SUBCOMMANDS: [&str; 7] = [
+const SUBCOMMANDS: [&str; 8] = [
     "serve",
     "check",
     "keygen",
     "cleanup",
+    "sessions",
     "health",
     "completions",
     "man",
@@ -305,6 +315,11 @@ fn bash_completions_parse_and_complete_commands_and_their_options() {
     assert_eq!(serve, ["--listen", "--log-format"]);
     let health = bash_complete(&path, &["session-proxy", "health", "--"]);
     assert!(health.iter().any(|o| o == "--url"), "{health:?}");
+    // Two levels down: `sessions revoke` and its options.
+    let sessions = bash_complete(&path, &["session-proxy", "sessions", ""]);
+    assert!(sessions.iter().any(|s| s == "revoke"), "{sessions:?}");
+    let revoke = bash_complete(&path, &["session-proxy", "sessions", "revoke", "--"]);
+    assert!(revoke.iter().any(|o| o == "--handle"), "{revoke:?}");
 }
 
 #[test]

@@ -19,6 +19,7 @@ mod limits;
 mod metrics;
 mod ops;
 mod owners;
+mod owners_admin;
 mod pooling;
 mod redis;
 mod redis_at_rest;

@@ -404,3 +404,83 @@ async fn the_redis_index_holds_no_owner_value_and_expires() {
     d.go("/logout").await;
     assert_eq!(redis.cli(&["ZCARD", &keys[0]]).trim(), "0");
 }
+
+/// The same race on the memory store, whose sessions live in the proxy: logins race
+/// `DELETE /sessions?owner=` on the admin listener, and every session alive afterwards is in
+/// `GET /sessions?owner=`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_logins_racing_a_revocation_stay_listed() {
+    let up = app().await;
+    let proxy = Backend::Memory
+        .proxy(&up)
+        .set("admin_listen", "127.0.0.1:0")
+        .start();
+    let (addr, admin) = (proxy.addr, proxy.admin_addr());
+    let listed = || async move {
+        let text = get(admin, "/sessions?owner=alice", &[]).await.text();
+        let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["handle"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    for round in 0..3 {
+        send(admin, delete_alice(admin)).await;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let revoker = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    assert_eq!(send(admin, delete_alice(admin)).await.status, 200);
+                }
+            })
+        };
+        let logins: Vec<_> = (0..16u64)
+            .map(|i| {
+                let mut d = Device { addr, cookie: None };
+                tokio::spawn(async move {
+                    // Spread over a few milliseconds, so they straddle the revocations' end.
+                    tokio::time::sleep(Duration::from_millis(i / 2)).await;
+                    d.go("/login/alice").await;
+                    d
+                })
+            })
+            .collect();
+        // The revocations stop while the logins are half done, so some sessions survive.
+        let mut devices = Vec::new();
+        let mut logins = logins.into_iter();
+        for login in logins.by_ref().take(8) {
+            devices.push(login.await.unwrap());
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        revoker.await.unwrap();
+        for login in logins {
+            devices.push(login.await.unwrap());
+        }
+        let listed = listed().await;
+        let mut alive = 0;
+        for d in devices.iter_mut() {
+            if let Some(handle) = d.seen().await.handle {
+                alive += 1;
+                assert!(
+                    listed.contains(&handle),
+                    "round {round}: a live session is not listed"
+                );
+            }
+        }
+        assert_eq!(
+            alive,
+            listed.len(),
+            "round {round}: the listing names a dead session"
+        );
+        eprintln!("round {round}: {alive} alive, {} listed", listed.len());
+    }
+}
+
+fn delete_alice(admin: SocketAddr) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    http::Request::delete("/sessions?owner=alice")
+        .header("host", admin.to_string())
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap()
+}

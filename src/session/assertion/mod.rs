@@ -216,7 +216,7 @@ impl Assertion {
     /// `Cache-Control: max-age=300`; other methods get 405.
     pub fn jwks_response(&self, method: &Method) -> Response<ResponseBody> {
         if method != Method::GET && method != Method::HEAD {
-            return ProxyError::MethodNotAllowed.into_response();
+            return ProxyError::MethodNotAllowed { allow: "GET, HEAD" }.into_response();
         }
         let mut res = Response::new(Either::Right(Full::new(self.jwks())));
         let headers = res.headers_mut();

@@ -147,10 +147,25 @@ pub fn inject(headers: &mut HeaderMap, handle: &str, times: Times, data: &Data) 
 /// `2026-12-02T01:02:03Z`: RFC 3339 in UTC, whole seconds, formatted on the stack.
 pub fn rfc3339(ms: Millis) -> Option<HeaderValue> {
     use std::io::Write as _;
+    // humantime refuses years past 9999 with a `fmt::Error`, and `io::Write::write_fmt` panics
+    // on a formatting error the stream did not cause: refuse them here first.
+    const YEAR_10000: Millis = 253_402_300_800_000;
+    if ms >= YEAR_10000 {
+        return None;
+    }
     let at = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(ms))?;
     let mut buf = [0u8; 32];
     let mut cursor = std::io::Cursor::new(&mut buf[..]);
     write!(cursor, "{}", humantime::format_rfc3339_seconds(at)).ok()?;
     let len = usize::try_from(cursor.position()).ok()?;
     HeaderValue::from_bytes(&buf[..len]).ok()
+}
+
+/// [`rfc3339`] as text, for listings (the admin API, `session-proxy sessions list`). RFC 3339
+/// cannot write a year past 9999; such a time (a session that practically never ends) reads as
+/// that year's last second rather than failing the whole listing.
+pub fn rfc3339_text(ms: Millis) -> String {
+    rfc3339(ms)
+        .and_then(|v| v.to_str().ok().map(str::to_owned))
+        .unwrap_or_else(|| "9999-12-31T23:59:59Z".to_owned())
 }

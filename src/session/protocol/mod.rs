@@ -18,7 +18,9 @@ use http::header::{HeaderMap, HeaderName};
 
 pub use ascii::{ascii_json, json_len};
 pub use controls::{parse_set_line, take_controls, Controls, Ignored, Malformed, Revoke};
-pub use inbound::{header_name_for_key, header_value_for, inject, rfc3339, share_a_header, Times};
+pub use inbound::{
+    header_name_for_key, header_value_for, inject, rfc3339, rfc3339_text, share_a_header, Times,
+};
 pub use json_text::{scan_json, MAX_DEPTH};
 
 /// Longest key the app may set. Longer keys are almost certainly a bug in the app.

@@ -431,3 +431,11 @@ fn clear_lines_name_their_scope() {
         (true, Some(Revoke::Everywhere))
     );
 }
+
+#[test]
+fn listing_times_are_rfc3339_seconds_and_never_fail() {
+    use super::rfc3339_text;
+    assert_eq!(rfc3339_text(1_796_173_323_999), "2026-12-02T01:02:03Z");
+    assert_eq!(rfc3339_text(0), "1970-01-01T00:00:00Z");
+    assert_eq!(rfc3339_text(u64::MAX), "9999-12-31T23:59:59Z");
+}

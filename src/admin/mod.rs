@@ -1,6 +1,7 @@
-//! The admin listener: `/metrics`, the probes `/livez` and `/readyz`, and `/healthz` (an alias of
-//! `/livez`). It is a separate socket (`admin_listen`), so nothing here is reachable through the
-//! public listener.
+//! The admin listener: `/metrics`, the probes `/livez` and `/readyz`, `/healthz` (an alias of
+//! `/livez`), `/jwks.json`, and the session API `/sessions` (`sessions.rs`). It is a separate
+//! socket (`admin_listen`), so nothing here is reachable through the public listener. With
+//! `admin_token` set, every path but the probes needs it (`auth.rs`).
 //!
 //! The two probes answer different questions, and mixing them up is expensive:
 //!
@@ -20,6 +21,9 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+
+mod auth;
+mod sessions;
 
 use crate::error::{ok, ProxyError, ResponseBody};
 use crate::handler::App;
@@ -43,11 +47,11 @@ impl Readiness {
     }
 }
 
-/// What an admin path serves. Routing is this one table so that an access check (a later
-/// `admin_token`) is a single decision on the route, before any handler runs: the probes stay
-/// open to the orchestrator, which holds no credentials, and everything else can be guarded.
+/// What an admin path serves. Routing is this one table so that the access check (`admin_token`)
+/// is a single decision on the route, before any handler runs: the probes stay open to the
+/// orchestrator, which holds no credentials, and everything else is guarded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Route {
+pub enum Route<'a> {
     /// Prometheus / OpenMetrics text.
     Metrics,
     /// Liveness: `/livez`, and `/healthz` for the probes and scripts written before the split.
@@ -56,24 +60,50 @@ pub enum Route {
     Ready,
     /// The assertion's public keys (RFC 7517), `/jwks.json`.
     Jwks,
+    /// An owner's sessions, `/sessions?owner=`: listed (`GET`) or ended (`DELETE`).
+    Sessions,
+    /// One session by its handle, `/sessions/HANDLE`: ended (`DELETE`).
+    Session(&'a str),
     /// Anything else: 404 naming the known paths.
     NotFound,
 }
 
-impl Route {
-    pub fn of(path: &str) -> Route {
+impl<'a> Route<'a> {
+    pub fn of(path: &'a str) -> Route<'a> {
         match path {
             "/metrics" => Route::Metrics,
             "/livez" | "/healthz" => Route::Live,
             "/readyz" => Route::Ready,
             "/jwks.json" => Route::Jwks,
-            _ => Route::NotFound,
+            "/sessions" => Route::Sessions,
+            _ => match path.strip_prefix("/sessions/") {
+                Some(handle) => Route::Session(handle),
+                None => Route::NotFound,
+            },
         }
     }
 
     /// A probe is called by kubelet, Docker or a load balancer and must never need a credential.
     pub fn is_probe(self) -> bool {
         matches!(self, Route::Live | Route::Ready)
+    }
+
+    /// The methods the route serves, as the `Allow` header of its 405 says them. Only the
+    /// session API changes anything, so only it takes `DELETE`.
+    pub fn allow(self) -> &'static str {
+        match self {
+            Route::Sessions => "GET, HEAD, DELETE",
+            Route::Session(_) => "DELETE",
+            _ => "GET, HEAD",
+        }
+    }
+
+    fn allows(self, method: &Method) -> bool {
+        match self {
+            Route::Session(_) => method == Method::DELETE,
+            Route::Sessions if method == Method::DELETE => true,
+            _ => method == Method::GET || method == Method::HEAD,
+        }
     }
 }
 
@@ -112,10 +142,16 @@ async fn route(
     ready: &Readiness,
     req: &Request<Incoming>,
 ) -> Result<Response<ResponseBody>, ProxyError> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return Err(ProxyError::MethodNotAllowed);
+    let route = Route::of(req.uri().path());
+    if !auth::allowed(app.admin_token.as_ref(), route, req.headers()) {
+        return Err(ProxyError::Unauthorized);
     }
-    Ok(match Route::of(req.uri().path()) {
+    if !route.allows(req.method()) {
+        return Err(ProxyError::MethodNotAllowed {
+            allow: route.allow(),
+        });
+    }
+    Ok(match route {
         Route::Metrics => {
             let mut res =
                 Response::new(Either::Right(Full::new(Bytes::from(app.metrics.render()))));
@@ -140,11 +176,14 @@ async fn route(
                 ))
             }
         },
-        Route::NotFound => {
-            return Err(ProxyError::NotFound(
-                "not found: try /metrics, /livez, /readyz, /healthz, /jwks.json\n",
-            ))
+        Route::Sessions if req.method() == Method::DELETE => {
+            sessions::revoke_owner(app, req.uri().query()).await?
         }
+        Route::Sessions => sessions::list(app, req.uri().query()).await?,
+        Route::Session(handle) => sessions::revoke_handle(app, handle).await?,
+        Route::NotFound => return Err(ProxyError::NotFound(
+            "not found: try /metrics, /livez, /readyz, /healthz, /jwks.json, /sessions?owner=\n",
+        )),
     })
 }
 
@@ -182,7 +221,11 @@ mod tests {
             ("/livez", Route::Live),
             ("/healthz", Route::Live),
             ("/readyz", Route::Ready),
+            ("/sessions", Route::Sessions),
+            ("/sessions/abc", Route::Session("abc")),
+            ("/sessions/", Route::Session("")),
             ("/", Route::NotFound),
+            ("/sessionsx", Route::NotFound),
             ("/readyz/", Route::NotFound),
             ("/LIVEZ", Route::NotFound),
         ] {
@@ -190,5 +233,22 @@ mod tests {
         }
         assert!(Route::Live.is_probe() && Route::Ready.is_probe());
         assert!(!Route::Metrics.is_probe() && !Route::NotFound.is_probe());
+        assert!(!Route::Sessions.is_probe() && !Route::Session("x").is_probe());
+    }
+
+    #[test]
+    fn only_the_session_api_takes_delete() {
+        let (get, head, delete, post) = (Method::GET, Method::HEAD, Method::DELETE, Method::POST);
+        for (route, allowed) in [
+            (Route::Metrics, [true, true, false, false]),
+            (Route::Live, [true, true, false, false]),
+            (Route::Sessions, [true, true, true, false]),
+            (Route::Session("x"), [false, false, true, false]),
+        ] {
+            let got = [&get, &head, &delete, &post].map(|m| route.allows(m));
+            assert_eq!(got, allowed, "{route:?}");
+        }
+        assert_eq!(Route::Sessions.allow(), "GET, HEAD, DELETE");
+        assert_eq!(Route::Session("x").allow(), "DELETE");
     }
 }
