@@ -71,7 +71,7 @@ impl Client {
         &self,
         req: Request<UpstreamBody>,
     ) -> Result<(Response<Incoming>, Sender), SendError> {
-        let req = match self.pool.take() {
+        let req = match self.take().await {
             Some(mut pooled) => match pooled.try_send_request(req).await {
                 Ok(res) => return Ok((res, pooled)),
                 Err(mut e) => match e.take_message() {
@@ -84,6 +84,24 @@ impl Client {
         let mut fresh = self.connect().await?;
         let res = fresh.send_request(req).await.map_err(SendError::Exchange)?;
         Ok((res, fresh))
+    }
+
+    /// An idle connection, if one is open. One that sat idle a while is checked after a yield:
+    /// when the upstream closed it at about the moment this request arrived, its FIN is already
+    /// in, but the connection's task (woken by the same poll of the reactor) has not run yet to
+    /// see it; yielding once lets it run, so the request goes to a connection known to be open
+    /// instead of being written into one being closed (which would end as a 502, as the request
+    /// could not be sent again).
+    async fn take(&self) -> Option<Sender> {
+        let (pooled, stale) = self.pool.take()?;
+        if !stale {
+            return Some(pooled);
+        }
+        tokio::task::yield_now().await;
+        if pooled.is_ready() {
+            return Some(pooled);
+        }
+        self.pool.take().map(|(next, _)| next)
     }
 
     /// Wraps a response body so that its connection goes back to this thread's pool once the

@@ -26,6 +26,10 @@ const MAX_IDLE: usize = 1024;
 /// How long an idle connection is kept: unused after this, closed by the next sweep.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A connection idle this long is checked once more before use (see `Client::send`): long
+/// enough that a busy connection, reused within microseconds, never pays for it.
+pub(in crate::proxy) const RECHECK_AFTER: Duration = Duration::from_millis(50);
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 struct Idle {
@@ -65,9 +69,10 @@ impl Pool {
         Key(self.id)
     }
 
-    /// The most recently used idle connection that is still open and ready, if any. The first
-    /// call on a thread creates the thread's stack (and its sweeper).
-    pub(in crate::proxy) fn take(&self) -> Option<Sender> {
+    /// The most recently used idle connection that is still open and ready, if any, and whether
+    /// it sat idle long enough that the upstream may have closed it meanwhile ([`RECHECK_AFTER`]).
+    /// The first call on a thread creates the thread's stack (and its sweeper).
+    pub(in crate::proxy) fn take(&self) -> Option<(Sender, bool)> {
         STACKS.with(|stacks| {
             let mut stacks = stacks.borrow_mut();
             let Some(stack) = stacks.iter_mut().find(|s| s.id == self.id) else {
@@ -88,7 +93,8 @@ impl Pool {
                     return None;
                 }
                 if top.sender.is_ready() {
-                    return Some(top.sender);
+                    let stale = now.saturating_duration_since(top.since) >= RECHECK_AFTER;
+                    return Some((top.sender, stale));
                 }
                 // Closed by the upstream while idle: dropped here.
             }
