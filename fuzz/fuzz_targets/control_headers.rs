@@ -37,7 +37,20 @@ const NAMES: &[&str] = &[
 /// Keys that collide (`user_id`, `user-id`, `USER_ID`, ...) or not, for `key=value` lines: the
 /// fuzzer would take long to find them byte by byte.
 const KEYS: &[&str] = &[
-    "user_id", "user-id", "USER_ID", "User-Id", "role", "Role", "id", "ID", "data", "a.b", "A.B",
+    "user_id",
+    "user-id",
+    "USER_ID",
+    "User-Id",
+    "role",
+    "Role",
+    "id",
+    "ID",
+    "data",
+    "a.b",
+    "A.B",
+    "created",
+    "last_seen",
+    "LAST-SEEN",
 ];
 
 #[derive(Arbitrary, Debug)]
@@ -151,7 +164,19 @@ fuzz_target!(|lines: Vec<Line<'_>>| {
         }
     }
     let mut request = HeaderMap::new();
-    protocol::inject(&mut request, ID, &data);
+    // Times from the input too: `rfc3339` must never panic, whatever the stored millisecond.
+    let ms = |i: usize| {
+        lines.get(i).map_or(0, |l| {
+            u64::from_le_bytes(std::array::from_fn(|b| {
+                l.value.get(b).copied().unwrap_or(0)
+            }))
+        })
+    };
+    let times = protocol::Times {
+        created: ms(0),
+        last_seen: ms(1),
+    };
+    protocol::inject(&mut request, ID, times, &data);
     assert!(request.contains_key(protocol::DATA_HEADER));
     for (name, value) in &request {
         let bytes = value.as_bytes();

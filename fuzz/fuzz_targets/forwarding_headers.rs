@@ -38,7 +38,9 @@ fn build(input: &[Header<'_>]) -> HeaderMap {
     let mut headers = HeaderMap::new();
     for h in input {
         let name = match h.name {
-            Name::Known(i) => HeaderName::from_bytes(NAMES[usize::from(i) % NAMES.len()].as_bytes()).ok(),
+            Name::Known(i) => {
+                HeaderName::from_bytes(NAMES[usize::from(i) % NAMES.len()].as_bytes()).ok()
+            }
             Name::Raw(raw) => HeaderName::from_bytes(raw).ok(),
         };
         if let (Some(name), Ok(value)) = (name, HeaderValue::from_bytes(h.value)) {
@@ -54,7 +56,15 @@ fuzz_target!(|input: (Vec<Header<'_>>, [u8; 4], bool)| {
     let host = HeaderValue::from_static("app.test");
     let peer = std::net::IpAddr::from(ip);
     let addr = forwarded::PeerAddr::new(peer);
-    forwarded::apply(&mut headers, &forwarded::Hop { peer: &addr, tls, host: Some(&host) }, &[]);
+    forwarded::apply(
+        &mut headers,
+        &forwarded::Hop {
+            peer: &addr,
+            tls,
+            host: Some(&host),
+        },
+        &[],
+    );
     for (name, value) in &headers {
         if forwarded::is_forwarding_header(name.as_str()) {
             let ours = [
@@ -78,6 +88,9 @@ fuzz_target!(|input: (Vec<Header<'_>>, [u8; 4], bool)| {
         let n = name.as_str().replace('_', "-");
         assert!(!n.starts_with("x-session-"), "{name} in a trailer");
         assert!(n != "cookie" && n != "set-cookie", "{name} in a trailer");
-        assert!(!forwarded::is_forwarding_header(name.as_str()), "{name} in a trailer");
+        assert!(
+            !forwarded::is_forwarding_header(name.as_str()),
+            "{name} in a trailer"
+        );
     }
 });

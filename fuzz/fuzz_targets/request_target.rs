@@ -27,19 +27,28 @@ fn is_dot_segment(seg: &str) -> bool {
 
 fuzz_target!(|input: Input<'_>| {
     // The proxy hands normalize_path the URI's path: no query, no fragment.
-    if let Some(s) = std::str::from_utf8(input.target).ok().and_then(|s| s.split(['?', '#']).next()) {
+    if let Some(s) = std::str::from_utf8(input.target)
+        .ok()
+        .and_then(|s| s.split(['?', '#']).next())
+    {
         if let Ok(path) = target::normalize_path(s) {
             if s.starts_with('/') {
                 assert!(path.starts_with('/'), "{s:?} -> {path:?}");
                 assert!(!path.split('/').any(is_dot_segment), "{s:?} -> {path:?}");
-                assert!(!path.contains("%2f") || s.contains("%2f"), "{s:?} -> {path:?}");
+                assert!(
+                    !path.contains("%2f") || s.contains("%2f"),
+                    "{s:?} -> {path:?}"
+                );
             }
         }
     }
     for host in &input.hosts {
         if target::is_valid(host) {
             let text = std::str::from_utf8(host).expect("a valid authority is ASCII");
-            assert!(!text.contains('@') && !text.contains('/') && !text.contains(' '), "{text:?}");
+            assert!(
+                !text.contains('@') && !text.contains('/') && !text.contains(' '),
+                "{text:?}"
+            );
             let parsed: http::uri::Authority = text.parse().expect("a valid authority parses");
             assert!(!parsed.host().is_empty(), "{text:?}");
         }
@@ -55,7 +64,11 @@ fuzz_target!(|input: Input<'_>| {
             headers.append(HOST, v);
         }
     }
-    let version = if input.http2 { Version::HTTP_2 } else { Version::HTTP_11 };
+    let version = if input.http2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
     if target::check(&method, &uri, version, &headers).is_ok() {
         assert!(headers.get_all(HOST).iter().count() <= 1);
         if let Some(h) = target::host_of(&uri, &headers) {
