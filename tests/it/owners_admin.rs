@@ -284,6 +284,28 @@ async fn the_admin_api_says_why_it_cannot_answer() {
     }
 }
 
+/// A proxy on Redis (`store`: `redis.url` or `redis.cluster` and its YAML value), sessions
+/// indexed by `user_id`.
+fn redis_proxy(up: &TestUpstream, store: (&str, &str)) -> ProxyBuilder {
+    ProxyBuilder::new(&up.url())
+        .driver("redis")
+        .set(store.0, store.1)
+        .set("sessions.owner_key", "user_id")
+}
+
+/// Three sessions of alice over the two proxies, one of bob: (cookie, handle) each.
+async fn alice_thrice_bob_once(
+    a: &TestProxy,
+    b: &TestProxy,
+) -> (Vec<(String, String)>, (String, String)) {
+    let alice = vec![
+        login(a.addr, "alice").await,
+        login(b.addr, "alice").await,
+        login(a.addr, "alice").await,
+    ];
+    (alice, login(b.addr, "bob").await)
+}
+
 fn cli_lines(out: &str) -> Vec<String> {
     out.lines().map(str::to_owned).collect()
 }
@@ -292,20 +314,11 @@ fn cli_lines(out: &str) -> Vec<String> {
 async fn the_cli_lists_and_revokes_in_redis_shared_by_two_proxies() {
     let redis = RedisServer::start();
     let up = app().await;
-    let builder = || {
-        ProxyBuilder::new(&up.url())
-            .driver("redis")
-            .set("redis.url", &format!("\"{}\"", redis.url()))
-            .set("sessions.owner_key", "user_id")
-    };
+    let url = format!("\"{}\"", redis.url());
+    let builder = || redis_proxy(&up, ("redis.url", &url));
     let yaml = builder().yaml();
     let (a, b) = (builder().start(), builder().start());
-    let alice = vec![
-        login(a.addr, "alice").await,
-        login(b.addr, "alice").await,
-        login(a.addr, "alice").await,
-    ];
-    let bob = login(b.addr, "bob").await;
+    let (alice, bob) = alice_thrice_bob_once(&a, &b).await;
 
     let (code, out, err) = run_cli(&yaml, &["sessions", "list", "--owner", "alice"], &[]);
     assert_eq!(code, 0, "{err}");
@@ -495,21 +508,13 @@ async fn a_reload_changes_the_token_but_cannot_drop_it_off_loopback() {
 async fn admin_and_cli_share_one_redis(store: (&str, String)) {
     let up = app().await;
     let builder = || {
-        ProxyBuilder::new(&up.url())
-            .driver("redis")
-            .set(store.0, &store.1)
-            .set("sessions.owner_key", "user_id")
+        redis_proxy(&up, (store.0, &store.1))
             .set("admin_listen", "127.0.0.1:0")
             .set("admin_token", &format!("\"{TOKEN}\""))
     };
     let yaml = builder().yaml();
     let (a, b) = (builder().start(), builder().start());
-    let alice = vec![
-        login(a.addr, "alice").await,
-        login(b.addr, "alice").await,
-        login(a.addr, "alice").await,
-    ];
-    let bob = login(b.addr, "bob").await;
+    let (alice, bob) = alice_thrice_bob_once(&a, &b).await;
     let alice_handles: Vec<String> = alice.iter().map(|(_, h)| h.clone()).collect();
 
     let listing = json(&admin(a.admin_addr(), "GET", "/sessions?owner=alice", Some(TOKEN)).await);
