@@ -11,14 +11,15 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use http::{header, Request, Response, StatusCode};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
+use hyper::body::{Body, Incoming};
+use hyper::server::conn::{http1, http2};
+use hyper::service::{service_fn, HttpService};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::accept::ConnContext;
 use super::activity::{Activity, Idle, IdleTimer, StreamGuard, Tracked};
+use super::negotiate::{Negotiated, Protocol};
 use crate::bare_lf::{BareLfGuard, Upgraded, MAX_HEAD};
 use crate::config::LimitsConfig;
 use crate::error::ResponseBody;
@@ -28,27 +29,26 @@ use crate::tunnel::{self, TunnelContext};
 
 /// How every connection is served, built once from `limits` and shared by every worker.
 pub(super) struct ConnSettings {
-    pub(super) builder: auto::Builder<TokioExecutor>,
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
     pub(super) limits: LimitsConfig,
 }
 
 impl ConnSettings {
     pub(super) fn new(limits: &LimitsConfig) -> ConnSettings {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
             .keep_alive(true)
             .max_buf_size(MAX_HEAD);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
             .max_concurrent_streams(256)
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .max_header_list_size(64 * 1024);
         ConnSettings {
-            builder,
+            http1: h1,
+            http2: h2,
             limits: limits.clone(),
         }
     }
@@ -64,7 +64,7 @@ pub(super) async fn serve_http<IO, F, Fut>(
     tunnels: Option<Arc<Metrics>>,
     handle: F,
 ) where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    IO: Negotiated + AsyncRead + AsyncWrite + Unpin + Send + 'static,
     F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = (Response<ResponseBody>, Option<Box<AccessLog>>)> + Send + 'static,
 {
@@ -80,23 +80,36 @@ pub(super) async fn serve_http<IO, F, Fut>(
         switched: Arc::clone(&upgraded),
     };
     let service = service_fn(move |req| requests.call(req));
-    let io = BareLfGuard::new(io, upgraded);
-    let conn = ctx
-        .settings
-        .builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service);
-    tokio::pin!(conn);
     let mut stop = ctx.stop.clone();
     let mut stopping = stop.is_set();
-    if stopping {
-        conn.as_mut().graceful_shutdown();
-    }
-    // hyper's header_read_timeout only starts once the auto builder has told HTTP/1 from HTTP/2,
-    // and that detection waits without a deadline for the first bytes (up to the 24-byte h2
-    // preface). So a client that connects and sends nothing, or a slow partial preface, would hold
-    // its connection slot forever. Bound the time to the first complete request head.
+    // hyper's header_read_timeout only starts once it has the connection, which is after the
+    // first bytes told HTTP/1 from HTTP/2; that wait has no deadline of its own. So a client that
+    // connects and sends nothing, or a slow partial preface, would hold its connection slot
+    // forever. Bound the time to the first complete request head.
     let first_head = tokio::time::sleep(limits.header_read_timeout);
     tokio::pin!(first_head);
+    let protocol = tokio::select! {
+        negotiated = io.protocol() => match negotiated {
+            Ok(Some(protocol)) => protocol,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, %peer, "connection failed before its first request");
+                return;
+            }
+        },
+        _ = &mut first_head => {
+            tracing::debug!(%peer, "no request head within limits.header_read_timeout; closing");
+            return;
+        }
+        // Nothing was sent yet, so nothing is lost by closing now.
+        _ = stop.recv(), if !stopping => return,
+    };
+    if stopping {
+        return;
+    }
+    let io = TokioIo::new(BareLfGuard::new(io, upgraded));
+    let conn = Conn::new(&ctx.settings, protocol, io, service);
+    tokio::pin!(conn);
     let mut first_head_due = true;
     let mut idle = IdleTimer::new(limits.idle_timeout);
     let sleep = tokio::time::sleep(limits.idle_timeout);
@@ -224,5 +237,69 @@ impl<Fut: Future<Output = Answered>> Future for Call<Fut> {
             return Poll::Pending;
         };
         Poll::Ready(Ok(res.map(|body| Tracked::new(body, stream, access))))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// hyper's connection for the protocol the client speaks. HTTP/2 is boxed: an idle HTTP/1.1
+    /// connection, the common case, then holds only HTTP/1's state, not room for HTTP/2's.
+    #[project = ConnProj]
+    enum Conn<IO, S>
+    where
+        S: HttpService<Incoming>,
+    {
+        Http1 { #[pin] conn: http1::UpgradeableConnection<IO, S> },
+        Http2 { conn: Pin<Box<http2::Connection<IO, S, TokioExecutor>>> },
+    }
+}
+
+impl<IO, S, B> Conn<IO, S>
+where
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Future: Send + 'static,
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn new(settings: &ConnSettings, protocol: Protocol, io: IO, service: S) -> Self {
+        match protocol {
+            Protocol::Http1 => Conn::Http1 {
+                conn: settings.http1.serve_connection(io, service).with_upgrades(),
+            },
+            Protocol::Http2 => Conn::Http2 {
+                conn: Box::pin(settings.http2.serve_connection(io, service)),
+            },
+        }
+    }
+
+    /// HTTP/2: GOAWAY, then close once the open streams are done. HTTP/1.1: finish the request
+    /// in progress, then close.
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        match self.project() {
+            ConnProj::Http1 { conn } => conn.graceful_shutdown(),
+            ConnProj::Http2 { conn } => conn.as_mut().graceful_shutdown(),
+        }
+    }
+}
+
+impl<IO, S, B> Future for Conn<IO, S>
+where
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Future: Send + 'static,
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Output = hyper::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            ConnProj::Http1 { conn } => conn.poll(cx),
+            ConnProj::Http2 { conn } => conn.as_mut().poll(cx),
+        }
     }
 }

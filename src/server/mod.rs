@@ -29,6 +29,7 @@ mod accept;
 mod activity;
 mod bind;
 mod conn;
+mod negotiate;
 mod listeners;
 mod redirect;
 pub mod shutdown;
