@@ -167,7 +167,7 @@ where
     F: Fn(Request<Incoming>) -> Fut,
     Fut: Future<Output = Answered> + Send + 'static,
 {
-    fn call(&self, req: Request<Incoming>) -> Call<Fut> {
+    fn call(&self, req: Request<Incoming>) -> Call {
         self.first_request.store(true, Ordering::Release);
         let stream = self.activity.begin();
         // Only a request that may switch protocols carries what a tunnel needs from us.
@@ -179,15 +179,12 @@ where
                 ..self.tunnel.clone()
             });
         let fut = (self.handle)(req);
-        let handling = match upgrade {
-            // Rare: boxed so that the plain path's future stays the handler's own size.
-            Some(ctx) => Handling::Tunnel {
-                fut: Box::pin(tunnel::scope(ctx, fut)),
-            },
-            None => Handling::Plain { fut },
+        let fut: Pin<Box<dyn Future<Output = Answered> + Send>> = match upgrade {
+            Some(ctx) => Box::pin(tunnel::scope(ctx, fut)),
+            None => Box::pin(fut),
         };
         Call {
-            handling,
+            fut,
             stream: Some(stream),
             switched: Arc::clone(&self.switched),
         }
@@ -197,37 +194,24 @@ where
 /// What the handler answers: the response, and its access line when it has one.
 type Answered = (Response<ResponseBody>, Option<Box<AccessLog>>);
 
-pin_project_lite::pin_project! {
-    #[project = HandlingProj]
-    enum Handling<Fut> {
-        Plain { #[pin] fut: Fut },
-        Tunnel { fut: Pin<Box<dyn Future<Output = Answered> + Send>> },
-    }
+/// One request's service future. hyper keeps the service future in a box allocated once per
+/// connection and kept for the connection's life, sized for the future: so the handler's future
+/// (≈ 5 KB) is boxed here, per request, and freed when the response is ready. An idle connection
+/// then holds a box of a few words instead of one the handler's size, and the handler's memory
+/// goes back to the worker's allocator for the next request on any connection
+/// (docs/performance.md §6).
+struct Call {
+    fut: Pin<Box<dyn Future<Output = Answered> + Send>>,
+    stream: Option<StreamGuard>,
+    switched: Arc<Upgraded>,
 }
 
-pin_project_lite::pin_project! {
-    /// One request's service future, polled in place. hyper boxes the service future once per
-    /// connection and keeps the box for the connection's life, so it must be no bigger than the
-    /// handler's own future: an `async move { .. fut.await .. }` block holds `fut` twice (the
-    /// captured value and the pinned copy it awaits), which measured 5 KiB more per idle
-    /// connection and a 5 KiB copy per request (docs/performance.md).
-    struct Call<Fut> {
-        #[pin]
-        handling: Handling<Fut>,
-        stream: Option<StreamGuard>,
-        switched: Arc<Upgraded>,
-    }
-}
-
-impl<Fut: Future<Output = Answered>> Future for Call<Fut> {
+impl Future for Call {
     type Output = Result<Response<Tracked<ResponseBody>>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let (res, access) = ready!(match this.handling.project() {
-            HandlingProj::Plain { fut } => fut.poll(cx),
-            HandlingProj::Tunnel { fut } => fut.as_mut().poll(cx),
-        });
+        let this = self.get_mut();
+        let (res, access) = ready!(this.fut.as_mut().poll(cx));
         if res.status() == StatusCode::SWITCHING_PROTOCOLS {
             // Before hyper writes the 101, so before the client sends tunnel bytes.
             this.switched.set();

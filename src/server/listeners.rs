@@ -9,6 +9,7 @@ use super::accept::{ConnContext, Listen};
 use super::conn::serve_http;
 use crate::admin::{self, Readiness};
 use crate::handler::{self, App};
+use crate::metrics::Metrics;
 use crate::proxy::ClientInfo;
 use crate::tls::Tls;
 
@@ -35,33 +36,48 @@ impl Listen for Public {
                 })
                 .await
             }
+            // Boxed: a TLS connection's future holds rustls' state and a TLS stream, and inline it
+            // would size every plain connection's task for it too (docs/performance.md §6).
             Some(tls) => {
-                let acceptor = tls.acceptor();
-                let handshake = tokio::time::timeout(
-                    ctx.settings.limits.tls_handshake_timeout,
-                    acceptor.accept(stream),
-                )
-                .await;
-                handshakes.tls_handshake(matches!(handshake, Ok(Ok(_))));
-                let stream = match handshake {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
-                let info = ClientInfo::new(peer, true);
-                serve_http(&ctx, stream, peer, tunnels, move |req| {
-                    handler::handle(app.load_full(), req, info.clone())
-                })
-                .await
+                Box::pin(serve_tls(ctx, stream, peer, app, tls, tunnels, handshakes)).await
             }
         }
     }
+}
+
+/// One HTTPS connection: the handshake, bounded by `limits.tls_handshake_timeout`, then HTTP.
+async fn serve_tls(
+    ctx: ConnContext,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: Arc<ArcSwap<App>>,
+    tls: Arc<Tls>,
+    tunnels: Option<Arc<Metrics>>,
+    handshakes: Arc<Metrics>,
+) {
+    let acceptor = tls.acceptor();
+    let handshake = tokio::time::timeout(
+        ctx.settings.limits.tls_handshake_timeout,
+        acceptor.accept(stream),
+    )
+    .await;
+    handshakes.tls_handshake(matches!(handshake, Ok(Ok(_))));
+    let stream = match handshake {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let info = ClientInfo::new(peer, true);
+    serve_http(&ctx, stream, peer, tunnels, move |req| {
+        handler::handle(app.load_full(), req, info.clone())
+    })
+    .await
 }
 
 /// The admin listener.

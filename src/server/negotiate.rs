@@ -55,11 +55,7 @@ impl Negotiated for TcpStream {
 impl Negotiated for TlsStream<TcpStream> {
     fn protocol(&self) -> impl Future<Output = io::Result<Option<Protocol>>> + Send {
         let h2 = self.get_ref().1.alpn_protocol() == Some(b"h2");
-        std::future::ready(Ok(Some(if h2 {
-            Protocol::Http2
-        } else {
-            Protocol::Http1
-        })))
+        std::future::ready(Ok(Some(if h2 { Protocol::Http2 } else { Protocol::Http1 })))
     }
 }
 
