@@ -7,6 +7,7 @@
 # (h2load --h1, 10 connections, each with a valid session cookie) are counted, and the total is
 # divided by N. With two builds it also prints the functions whose own cost moved most.
 #   benches/instructions.sh OLD_BINARY NEW_BINARY
+# KEEP=DIR keeps each build's callgrind output there (callgrind_annotate --inclusive=yes reads it).
 # An argument `VAR=VALUE,...@BINARY` runs BINARY with those environment variables, which override
 # settings (docs/configuration.md): one binary, two configurations, e.g.
 #   DRIVER=redis benches/instructions.sh REDIS_ENCRYPT=false@BIN REDIS_ENCRYPT=true@BIN
@@ -57,6 +58,7 @@ for spec in "$@"; do
   callgrind_control -d "$vg" >/dev/null 2>&1
   kill "$vg"; wait "$vg" 2>/dev/null || true
   outs+=("$(ls "$work"/cg"$i".*.1)")
+  if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "${outs[-1]}" "$KEEP/callgrind.$i"; fi
   i=$((i + 1))
 done
 python3 - "$N" "${outs[@]}" "$@" <<'PY'

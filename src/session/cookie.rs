@@ -37,7 +37,12 @@ pub fn take_session_cookie(headers: &mut HeaderMap, name: &str) -> Option<String
         for part in parts(value.as_bytes()) {
             if let Some(v) = value_of(part, name) {
                 if found.is_none() {
-                    found = Some(String::from_utf8_lossy(v).into_owned());
+                    // Our values are ASCII: `from_utf8` checks them a word at a time, where
+                    // `from_utf8_lossy` walks them byte by byte.
+                    found = Some(match std::str::from_utf8(v) {
+                        Ok(v) => v.to_owned(),
+                        Err(_) => String::from_utf8_lossy(v).into_owned(),
+                    });
                 }
                 continue;
             }
@@ -120,10 +125,18 @@ fn join_cookie_headers(headers: &mut HeaderMap) {
 /// The `;`-separated parts of a Cookie header, trimmed, empty ones skipped. Bytes, not `str`:
 /// browsers send non-ASCII (UTF-8) cookie values, and one such cookie must neither hide ours nor be
 /// dropped itself.
+///
+/// Split with `memchr`: a session cookie is a few hundred bytes that every request carries, and
+/// a byte-at-a-time split measured 3,500 instructions per request (docs/performance.md §6).
 fn parts(header: &[u8]) -> impl Iterator<Item = &[u8]> {
-    header
-        .split(|&b| b == b';')
-        .map(<[u8]>::trim_ascii)
+    let mut start = 0;
+    memchr::memchr_iter(b';', header)
+        .chain(std::iter::once(header.len()))
+        .map(move |end| {
+            let part = &header[start..end];
+            start = end + 1;
+            part.trim_ascii()
+        })
         .filter(|p| !p.is_empty())
 }
 

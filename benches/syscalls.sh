@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Syscalls per proxied request under load, counted by `strace -c -f` attached to a release build
+# (cookie store unless DRIVER=memory, plain HTTP, WORKERS workers, default 1) in front of the nginx
+# upstream: N requests (h2load --h1, 10 keep-alive connections, each with a valid session cookie)
+# after 500 warm-up, then strace's table divided by N. strace slows the proxy down many times over:
+# read the counts, never the times.
+#   BIN=target/release/session-proxy N=20000 benches/syscalls.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-20000}
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet --bin session-proxy
+  BIN=target/release/session-proxy
+fi
+command -v strace >/dev/null || { apt-get install -y -qq strace >/dev/null; }
+command -v h2load >/dev/null || { apt-get install -y -qq nghttp2-client >/dev/null; }
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+BODY=${BODY:-hello}
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+# shellcheck source=benches/common.sh
+. benches/common.sh
+UP=$(free_port); PORT=$(free_port)
+start_upstream "$UP"
+cat > "$work/proxy.yaml" <<EOC
+listen: 127.0.0.1:$PORT
+upstream:
+  url: http://127.0.0.1:$UP
+sessions:
+  driver: ${DRIVER:-cookie}
+  secret: "$("$BIN" keygen)"
+  secure: false
+limits:
+  workers: ${WORKERS:-1}
+EOC
+RUST_LOG=warn "$BIN" --config "$work/proxy.yaml" serve 2>"$work/proxy.log" & pids+=($!)
+PID=$!
+wait_port "$PORT"
+cookie=$(login_cookie "$PORT")
+[ -n "$cookie" ] || { echo "no session cookie" >&2; exit 1; }
+h2load --h1 -n 500 -c 10 -H "cookie: $cookie" "http://127.0.0.1:$PORT/" >/dev/null
+strace -c -f -p "$PID" -o "$work/strace" & tracer=$!
+sleep 1
+h2load --h1 -n "$N" -c 10 -H "cookie: $cookie" "http://127.0.0.1:$PORT/" | grep -E '^requests:'
+sleep 0.5
+kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
+echo "syscalls per request ($N requests; strace -c -f, $(date -u '+%Y-%m-%d %H:%M UTC')):"
+awk -v n="$N" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" {
+  name = $NF; calls = $4; printf "  %-16s %6.2f\n", name, calls / n; total += calls }
+  END { printf "  %-16s %6.2f\n", "total", total / n }' "$work/strace"
