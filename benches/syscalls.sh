@@ -5,6 +5,8 @@
 # after 500 warm-up, then strace's table divided by N. strace slows the proxy down many times over:
 # read the counts, never the times.
 #   BIN=target/release/session-proxy N=20000 benches/syscalls.sh
+#   TLS=1 benches/syscalls.sh        # HTTPS (ECDSA P-256 certificate made here), HTTP/1.1 by ALPN
+#   TLS=1 H2=1 benches/syscalls.sh   # HTTPS, h2 (h2load -m10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-20000}
@@ -39,15 +41,25 @@ sessions:
 limits:
   workers: ${WORKERS:-1}
 EOC
+scheme=http; h1=(--h1); streams=()
+[ -n "${H2:-}" ] && { h1=(); streams=(-m 10); }
+if [ -n "${TLS:-}" ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=localhost -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+  printf 'tls:\n  cert: %s\n  key: %s\n' "$work/cert.pem" "$work/key.pem" >> "$work/proxy.yaml"
+  scheme=https
+fi
 RUST_LOG=warn "$BIN" --config "$work/proxy.yaml" serve 2>"$work/proxy.log" & pids+=($!)
 PID=$!
 wait_port "$PORT"
-cookie=$(login_cookie "$PORT")
+cookie=$(curl -sk -o /dev/null -D - "$scheme://127.0.0.1:$PORT/login" | tr -d '\r' |
+  sed -n 's/^[Ss]et-[Cc]ookie: \(session_id=[^;]*\);.*/\1/p' | head -1)
 [ -n "$cookie" ] || { echo "no session cookie" >&2; exit 1; }
-h2load --h1 -n 500 -c 10 -H "cookie: $cookie" "http://127.0.0.1:$PORT/" >/dev/null
+load() { h2load ${h1[@]+"${h1[@]}"} ${streams[@]+"${streams[@]}"} -c 10 -H "cookie: $cookie" "$@" "$scheme://127.0.0.1:$PORT/"; }
+load -n 500 >/dev/null
 strace -c -f -p "$PID" -o "$work/strace" & tracer=$!
 sleep 1
-h2load --h1 -n "$N" -c 10 -H "cookie: $cookie" "http://127.0.0.1:$PORT/" | grep -E '^requests:'
+load -n "$N" | grep -E '^requests:'
 sleep 0.5
 kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
 echo "syscalls per request ($N requests; strace -c -f, $(date -u '+%Y-%m-%d %H:%M UTC')):"

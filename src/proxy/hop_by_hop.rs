@@ -32,25 +32,42 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 
 /// Removes the hop-by-hop headers of RFC 9110 §7.6.1, including every header `Connection` names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // Most heads carry none of them: one pass over the names present (a standard name compares
-    // as a tag) costs far less than a hashed removal per listed name.
-    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+    // Most heads carry none of them, and the rest one or two (`Connection: keep-alive` in nearly
+    // every upstream response): one pass over the names present (a standard name compares as a
+    // tag) finds which, and only those are removed, each removal being a hashed lookup.
+    let mut present = [false; FIXED];
+    let mut any = false;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present[i] = true;
+            any = true;
+        }
+    }
+    if !any {
         return;
     }
-    let named: Vec<HeaderName> = connection_tokens(headers)
-        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    if present[0] {
+        // `Connection` is HOP_BY_HOP[0]; the names it lists, other than the fixed ones (almost
+        // always just `keep-alive` or `close`).
+        let named: Vec<HeaderName> = connection_tokens(headers)
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .filter(|n| !HOP_BY_HOP.contains(n))
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
-    for name in HOP_BY_HOP {
+    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
         headers.remove(name);
     }
 }
 
+const FIXED: usize = 10;
+
 /// The fixed hop-by-hop fields (RFC 9110 §7.6.1 and the legacy ones), removed from every head
-/// and every trailer section ([`super::trailers::filter`]) that crosses the proxy.
-pub const HOP_BY_HOP: [HeaderName; 10] = [
+/// and every trailer section ([`super::trailers::filter`]) that crosses the proxy. A `static`, not
+/// a `const`: a `const` array is built (and dropped) again at every use.
+pub static HOP_BY_HOP: [HeaderName; FIXED] = [
     header::CONNECTION,
     KEEP_ALIVE,
     PROXY_CONNECTION,
@@ -102,12 +119,12 @@ mod tests {
     /// name on its own, without a `Connection` header to draw attention (custom names included).
     #[test]
     fn each_hop_by_hop_name_alone_goes() {
-        for name in HOP_BY_HOP {
+        for name in &HOP_BY_HOP {
             let mut h = HeaderMap::new();
             h.insert(name.clone(), HeaderValue::from_static("x"));
             h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
             remove_hop_by_hop(&mut h);
-            assert!(!h.contains_key(&name), "{name} kept");
+            assert!(!h.contains_key(name), "{name} kept");
             assert_eq!(h.len(), 1, "{h:?}");
         }
     }
