@@ -275,6 +275,37 @@ async fn upstream_header_count_is_a_setting() {
     ));
 }
 
+/// `upstream.max_response_headers: 100` is hyper's own limit, which the client then uses without
+/// setting it (a cheaper parse): exactly 100 header lines pass, 101 are a 502.
+#[tokio::test]
+async fn a_limit_of_100_header_lines_is_exact() {
+    let head = |n: usize| {
+        let mut h = String::from("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n");
+        for i in 1..n {
+            h.push_str(&format!("X-Many-{i}: v\r\n"));
+        }
+        h.push_str("\r\nok");
+        h.into_bytes()
+    };
+    for (lines, status) in [(100, 200), (101, 502)] {
+        let up = RawUpstream::start(Mode::Answer(head(lines))).await;
+        let proxy = ProxyBuilder::new(&up.url())
+            .set("upstream.max_response_headers", "100")
+            .start();
+        // Raw: the test's own hyper client stops at 100 header lines.
+        let (out, _) = raw_until_close(
+            proxy.addr,
+            b"GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(10),
+        )
+        .await;
+        assert!(
+            out.starts_with(&format!("HTTP/1.1 {status}")),
+            "{lines} header lines: {out}"
+        );
+    }
+}
+
 /// `Host` must be `host[:port]`: userinfo, paths, spaces or an empty value are a 400, and nothing
 /// reaches the app (which would otherwise see `good.example@evil.example` as its host).
 #[tokio::test]
