@@ -62,6 +62,8 @@ async def main():
     p.add_argument("--tls", action="store_true", help="HTTPS (certificate not verified)")
     p.add_argument("--settle", type=float, default=1.0, help="seconds to wait before sampling")
     p.add_argument("--deadline", type=float, default=120.0)
+    p.add_argument("--silent", action="store_true",
+                   help="open without a first request (a browser's preconnect); held, then one request each")
     p.add_argument("--smaps", help="copy the first --pid's /proc/PID/smaps_rollup here, all open")
     a = p.parse_args()
 
@@ -94,7 +96,7 @@ async def main():
                     "127.0.0.1", a.port, ssl=ctx,
                     local_addr=(f"127.0.0.{1 + i % sources}", 0),
                 )
-                if await one_request(r, w, request) != 200:
+                if not a.silent and await one_request(r, w, request) != 200:
                     errors += 1
                 conns.append((r, w))
             except Exception:

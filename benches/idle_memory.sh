@@ -7,6 +7,7 @@
 #   benches/idle_memory.sh                                  # target/release/session-proxy
 #   BIN=/tmp/variant/session-proxy LABEL=glibc IDLE=10000 benches/idle_memory.sh
 #   WRAP="heaptrack -o /tmp/ht" BIN=... benches/idle_memory.sh   # run the proxy under a profiler
+#   SILENT=1 benches/idle_memory.sh   # connections that send nothing until all are open (preconnects)
 #
 # Memory is far less noisy than throughput, so A/B figures from this are meaningful on a busy
 # machine: run each variant on its own fresh process, same IDLE. Builds nothing unless BIN is
@@ -74,7 +75,7 @@ cookie=$(login_cookie "$PORT")
 sleep 0.5
 out=$(python3 benches/idle_connections.py --port "$PORT" --pid "$PID" --count "$IDLE" \
   --cookie "$cookie" --settle 2 --deadline 300 \
-  --smaps "$work/smaps" 2>&1) || true
+  --smaps "$work/smaps" ${SILENT:+--silent} 2>&1) || true
 echo "$out" | head -1
 kib=$(echo "$out" | sed -n 's/.*kib_per_conn=\([0-9.]*\).*/\1/p')
 errs=$(echo "$out" | sed -n 's/.*errors=\([0-9]*\).*/\1/p')
