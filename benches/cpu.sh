@@ -6,6 +6,7 @@
 # own CPU counts, not the client's or the upstream's. Throughput on this 2-core VM follows the sum;
 # the split shows which part a user-space change can move.
 #   BIN=target/release/session-proxy N=100000 ROUNDS=3 benches/cpu.sh
+#   DRIVER=redis benches/cpu.sh   # Redis store, plus redis-server's own CPU per request
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-100000}
@@ -52,6 +53,15 @@ http {
 }
 EOC
 "$NGINX" -p "$work/ngx" -c "$work/ngx/nginx.conf" -g 'daemon off;' 2>"$work/ngx/stderr" & pids+=($!)
+redis_yaml=""
+if [ "${DRIVER:-}" = redis ]; then
+  RP=$(free_port)
+  redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
+    --logfile "$work/redis.log" & pids+=($!)
+  REDIS_PID=$!
+  wait_port "$RP"
+  redis_yaml="redis: { url: \"redis://127.0.0.1:$RP/0\" }"
+fi
 cat > "$work/proxy.yaml" <<EOC
 listen: 127.0.0.1:$SP
 upstream:
@@ -62,6 +72,7 @@ sessions:
   secure: false
 limits:
   workers: 1
+$redis_yaml
 EOC
 RUST_LOG=warn "$BIN" --config "$work/proxy.yaml" serve 2>"$work/proxy.log" & pids+=($!)
 SP_PID=$!
@@ -73,11 +84,17 @@ ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 declare -A user sys
 run() { # name pid port header
-  local b a
+  local b a rb ra
   b=($(ticks "$2"))
+  [ -z "${REDIS_PID:-}" ] || rb=($(ticks "$REDIS_PID"))
   h2load --h1 -n "$N" -c 10 -H "$4" "http://127.0.0.1:$3/" | grep -q "$N succeeded" ||
     { echo "$1: not all requests succeeded" >&2; exit 1; }
   a=($(ticks "$2"))
+  if [ -n "${REDIS_PID:-}" ] && [ "$1" = session-proxy ]; then
+    ra=($(ticks "$REDIS_PID"))
+    user[redis-server]+="$(( (ra[0] - rb[0]) * 1000000 / hz )) "
+    sys[redis-server]+="$(( (ra[1] - rb[1]) * 1000000 / hz )) "
+  fi
   user[$1]+="$(( (a[0] - b[0]) * 1000000 / hz )) "
   sys[$1]+="$(( (a[1] - b[1]) * 1000000 / hz )) "
 }
@@ -90,7 +107,7 @@ done
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 echo "| proxy | user µs/request | kernel µs/request | total |"
 echo "|---|---:|---:|---:|"
-for t in nginx session-proxy; do
+for t in nginx session-proxy ${REDIS_PID:+redis-server}; do
   u=$(echo "${user[$t]}" | median); s=$(echo "${sys[$t]}" | median)
   awk -v t="$t" -v u="$u" -v s="$s" -v n="$N" \
     'BEGIN { printf "| %s | %.1f | %.1f | %.1f |\n", t, u / n, s / n, (u + s) / n }'
