@@ -185,6 +185,33 @@ async fn plain_http_to_the_tls_port_is_closed_not_hung() {
     assert!(up.seen().is_empty());
 }
 
+/// Over TLS, ALPN alone decides (as in nginx): no ALPN is HTTP/1.1, and the HTTP/2 preface sent
+/// without having negotiated `h2` is not served as HTTP/2.
+#[tokio::test]
+async fn without_alpn_a_tls_connection_is_http1() {
+    let up = TestUpstream::start().await;
+    let p = https_proxy(&up, |b| b);
+    let exchange = |bytes: &'static [u8]| {
+        let (addr, ca) = (p.proxy.addr, p.ca.pem());
+        async move {
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(&ca, &[])));
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let mut tls = connector.connect(name, tcp).await.expect("handshake");
+            assert_eq!(tls.get_ref().1.alpn_protocol(), None);
+            tls.write_all(bytes).await.unwrap();
+            let mut out = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out)).await;
+            String::from_utf8_lossy(&out).into_owned()
+        }
+    };
+    let answer = exchange(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let answer = exchange(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+    assert!(!answer.contains("200"), "{answer:?}");
+    assert_eq!(up.seen().len(), 1);
+}
+
 #[tokio::test]
 async fn stalled_handshake_is_cut_off() {
     let up = TestUpstream::start().await;
