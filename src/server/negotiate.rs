@@ -14,17 +14,13 @@
 
 use std::future::Future;
 use std::io;
-use std::time::Duration;
 
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// How long to wait before peeking again when the bytes so far are only the start of the preface:
-/// they stay queued, so the socket would report readable at once and a peek loop would spin.
-const PREFACE_REPEEK: Duration = Duration::from_millis(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Protocol {
@@ -47,7 +43,17 @@ impl Negotiated for TcpStream {
             if let Some(decided) = classify(&first[..n]) {
                 return Ok(decided);
             }
-            tokio::time::sleep(PREFACE_REPEEK).await;
+            // Only the start of the preface so far. The bytes stay queued, so the socket still
+            // reads as ready: clear that, and the next peek waits for more bytes to arrive (the
+            // next readiness event) instead of spinning or polling on a timer, which a client
+            // holding many such connections could turn into CPU. A real readiness error ends
+            // the connection; the expected `WouldBlock` is the clearing itself.
+            match self.try_io(Interest::READABLE, || {
+                Err::<(), _>(io::ErrorKind::WouldBlock.into())
+            }) {
+                Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
+                _ => {}
+            }
         }
     }
 }
@@ -96,6 +102,7 @@ mod tests {
 
     #[tokio::test]
     async fn peeking_leaves_the_bytes_for_hyper() {
+        use std::time::Duration;
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -113,5 +120,44 @@ mod tests {
         assert_eq!(&got, H2_PREFACE);
         drop(client.await.unwrap());
         assert_eq!(server.protocol().await.unwrap(), None);
+    }
+
+    /// A client that sends the start of the preface and stalls is waited for, not polled: the
+    /// future is woken again only when bytes arrive.
+    #[tokio::test]
+    async fn a_stalled_partial_preface_is_not_polled_in_a_loop() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        use std::time::Duration;
+        use tokio::io::AsyncWriteExt;
+
+        struct Counted<F>(std::pin::Pin<Box<F>>, Arc<AtomicUsize>);
+        impl<F: Future> Future for Counted<F> {
+            type Output = F::Output;
+            fn poll(
+                mut self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<F::Output> {
+                self.1.fetch_add(1, Ordering::Relaxed);
+                self.0.as_mut().poll(cx)
+            }
+        }
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        client.write_all(&H2_PREFACE[..8]).await.unwrap();
+        let polls = Arc::new(AtomicUsize::new(0));
+        let negotiating = tokio::spawn(Counted(
+            Box::pin(async move { server.protocol().await.map(|p| (p, server)) }),
+            Arc::clone(&polls),
+        ));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stalled = polls.load(Ordering::Relaxed);
+        assert!(stalled <= 3, "polled {stalled} times while nothing arrived");
+        client.write_all(&H2_PREFACE[8..]).await.unwrap();
+        let (protocol, _server) = negotiating.await.unwrap().unwrap();
+        assert_eq!(protocol, Some(Protocol::Http2));
     }
 }
