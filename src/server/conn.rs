@@ -81,7 +81,12 @@ pub(super) async fn serve_http<IO, F, Fut>(
     };
     let service = service_fn(move |req| requests.call(req));
     let mut stop = ctx.stop.clone();
-    let mut stopping = stop.is_set();
+    // Shutting down already: close before reading anything, as a connection whose first request
+    // has not been read is closed when shutdown starts (below).
+    if stop.is_set() {
+        return;
+    }
+    let mut stopping = false;
     // hyper's header_read_timeout only starts once it has the connection, which is after the
     // first bytes told HTTP/1 from HTTP/2; that wait has no deadline of its own. So a client that
     // connects and sends nothing, or a slow partial preface, would hold its connection slot
@@ -101,12 +106,9 @@ pub(super) async fn serve_http<IO, F, Fut>(
             tracing::debug!(%peer, "no request head within limits.header_read_timeout; closing");
             return;
         }
-        // Nothing was sent yet, so nothing is lost by closing now.
-        _ = stop.recv(), if !stopping => return,
+        // No request has been read yet, so none is cut off by closing now.
+        _ = stop.recv() => return,
     };
-    if stopping {
-        return;
-    }
     let io = TokioIo::new(BareLfGuard::new(io, upgraded));
     let conn = Conn::new(&ctx.settings, protocol, io, service);
     tokio::pin!(conn);
