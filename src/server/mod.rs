@@ -6,7 +6,8 @@
 //!   (`workers`, thread-per-core, one SO_REUSEPORT socket each: `bind`), the session sweeper,
 //!   then the drain.
 //! - `accept`: the accept loop every listener shares, and what each connection carries.
-//! - `conn`: one connection's life in hyper; `activity`: what `limits.idle_timeout` measures.
+//! - `negotiate`: which HTTP a connection speaks, decided before hyper gets it; `conn`: one
+//!   connection's life in hyper; `activity`: what `limits.idle_timeout` measures.
 //! - `listeners` (public, admin) and `redirect`: what each listener serves.
 //! - [`shutdown`]: the signal that stops everything and the drain that waits for it.
 //!
