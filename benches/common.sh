@@ -1,10 +1,18 @@
 # Shared by the benchmark scripts (sourced, not run): ports, the nginx upstream every benchmark
 # proxies to, and starting a session-proxy in front of it. The caller sets `work` (a temporary
-# directory) and `pids` (an array the caller's EXIT trap kills).
+# directory) and `pids` (an array the caller's EXIT trap kills), or calls `bench_workdir`.
 
 # The upstream's answer: the same small JSON body in every benchmark.
 BODY='{"ok":true,"message":"hello from the upstream","padding":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}'
 NGINX=${NGINX:-/usr/sbin/nginx}
+
+# bench_workdir: the scripts that keep nothing: `work` (a temporary directory) and `pids`, and an
+# EXIT trap that stops every process in `pids` and removes `work`.
+bench_workdir() {
+  work=$(mktemp -d)
+  pids=()
+  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+}
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
@@ -45,9 +53,10 @@ EOC
   wait_port "$port"
 }
 
-# login_cookie PORT: the `session_id=...` pair a fresh login on the proxy at PORT sets.
+# login_cookie PORT [SCHEME]: the `session_id=...` pair a fresh login on the proxy at PORT sets
+# (SCHEME `https`: a TLS listener, its certificate not verified).
 login_cookie() {
-  curl -s -o /dev/null -D - "http://127.0.0.1:$1/login" | tr -d '\r' |
+  curl -sk -o /dev/null -D - "${2:-http}://127.0.0.1:$1/login" | tr -d '\r' |
     sed -n 's/^[Ss]et-[Cc]ookie: \(session_id=[^;]*\);.*/\1/p' | head -1
 }
 

@@ -17,17 +17,9 @@ if [ -z "${BIN:-}" ]; then
 fi
 command -v h2load >/dev/null || { apt-get install -y -qq nghttp2-client >/dev/null; }
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-BODY=${BODY:-hello}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
 # shellcheck source=benches/common.sh
 . benches/common.sh
+bench_workdir
 UP=$(free_port); NGX=$(free_port); SP=$(free_port)
 start_upstream "$UP"
 mkdir -p "$work/ngx"

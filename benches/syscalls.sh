@@ -17,17 +17,9 @@ fi
 command -v strace >/dev/null || { apt-get install -y -qq strace >/dev/null; }
 command -v h2load >/dev/null || { apt-get install -y -qq nghttp2-client >/dev/null; }
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-BODY=${BODY:-hello}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
 # shellcheck source=benches/common.sh
 . benches/common.sh
+bench_workdir
 UP=$(free_port); PORT=$(free_port)
 start_upstream "$UP"
 cat > "$work/proxy.yaml" <<EOC
@@ -52,8 +44,7 @@ fi
 RUST_LOG=warn "$BIN" --config "$work/proxy.yaml" serve 2>"$work/proxy.log" & pids+=($!)
 PID=$!
 wait_port "$PORT"
-cookie=$(curl -sk -o /dev/null -D - "$scheme://127.0.0.1:$PORT/login" | tr -d '\r' |
-  sed -n 's/^[Ss]et-[Cc]ookie: \(session_id=[^;]*\);.*/\1/p' | head -1)
+cookie=$(login_cookie "$PORT" "$scheme")
 [ -n "$cookie" ] || { echo "no session cookie" >&2; exit 1; }
 load() { h2load ${h1[@]+"${h1[@]}"} ${streams[@]+"${streams[@]}"} -c 10 -H "cookie: $cookie" "$@" "$scheme://127.0.0.1:$PORT/"; }
 load -n 500 >/dev/null
