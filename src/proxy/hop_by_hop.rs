@@ -36,19 +36,17 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // every upstream response): one pass over the names present (a standard name compares as a
     // tag) finds which, and only those are removed, each removal being a hashed lookup.
     let mut present = [false; FIXED];
-    let mut any = false;
     for name in headers.keys() {
         if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
             present[i] = true;
-            any = true;
         }
     }
-    if !any {
+    if !present.contains(&true) {
         return;
     }
-    if present[0] {
-        // `Connection` is HOP_BY_HOP[0]; the names it lists, other than the fixed ones (almost
-        // always just `keep-alive` or `close`).
+    if present[CONNECTION_AT] {
+        // The names `Connection` lists, other than the fixed ones (almost always just
+        // `keep-alive` or `close`).
         let named: Vec<HeaderName> = connection_tokens(headers)
             .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
             .filter(|n| !HOP_BY_HOP.contains(n))
@@ -63,6 +61,8 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 const FIXED: usize = 10;
+/// Where `Connection` stands in [`HOP_BY_HOP`].
+const CONNECTION_AT: usize = 0;
 
 /// The fixed hop-by-hop fields (RFC 9110 §7.6.1 and the legacy ones), removed from every head
 /// and every trailer section ([`super::trailers::filter`]) that crosses the proxy. A `static`, not
@@ -117,6 +117,11 @@ mod tests {
 
     /// The pass that skips the removals when nothing listed is present must still see each listed
     /// name on its own, without a `Connection` header to draw attention (custom names included).
+    #[test]
+    fn connection_is_where_the_removal_looks_for_it() {
+        assert_eq!(HOP_BY_HOP[CONNECTION_AT], header::CONNECTION);
+    }
+
     #[test]
     fn each_hop_by_hop_name_alone_goes() {
         for name in &HOP_BY_HOP {

@@ -25,22 +25,19 @@ impl Listen for Public {
         let app = self.app;
         let metrics = Arc::clone(&app.load().metrics);
         metrics.connection_opened();
-        let tunnels = Some(Arc::clone(&metrics));
-        let handshakes = Arc::clone(&metrics);
+        let serving = Arc::clone(&metrics);
         let _open = scopeguard(move || metrics.connection_closed());
         match self.tls {
             None => {
                 let info = ClientInfo::new(peer, false);
-                serve_http(&ctx, stream, peer, tunnels, move |req| {
+                serve_http(&ctx, stream, peer, Some(serving), move |req| {
                     handler::handle(app.load_full(), req, info.clone())
                 })
                 .await
             }
             // Boxed: a TLS connection's future holds rustls' state and a TLS stream, and inline it
             // would size every plain connection's task for it too (docs/performance.md §6).
-            Some(tls) => {
-                Box::pin(serve_tls(ctx, stream, peer, app, tls, tunnels, handshakes)).await
-            }
+            Some(tls) => Box::pin(serve_tls(ctx, stream, peer, app, tls, serving)).await,
         }
     }
 }
@@ -52,8 +49,7 @@ async fn serve_tls(
     peer: SocketAddr,
     app: Arc<ArcSwap<App>>,
     tls: Arc<Tls>,
-    tunnels: Option<Arc<Metrics>>,
-    handshakes: Arc<Metrics>,
+    metrics: Arc<Metrics>,
 ) {
     let acceptor = tls.acceptor();
     let handshake = tokio::time::timeout(
@@ -61,7 +57,7 @@ async fn serve_tls(
         acceptor.accept(stream),
     )
     .await;
-    handshakes.tls_handshake(matches!(handshake, Ok(Ok(_))));
+    metrics.tls_handshake(matches!(handshake, Ok(Ok(_))));
     let stream = match handshake {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
@@ -74,7 +70,7 @@ async fn serve_tls(
         }
     };
     let info = ClientInfo::new(peer, true);
-    serve_http(&ctx, stream, peer, tunnels, move |req| {
+    serve_http(&ctx, stream, peer, Some(metrics), move |req| {
         handler::handle(app.load_full(), req, info.clone())
     })
     .await
